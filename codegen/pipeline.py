@@ -18,8 +18,7 @@ import hashlib
 import json
 import os
 import pickle
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 from pathlib import Path
 
 import llvmlite.ir as ir
@@ -36,29 +35,23 @@ from .pipeline_ops import Unsupported
 from .pipeline_strkeys import string_inputs
 from runtime import cache as runtime_cache
 from runtime.host import run_host_stage
+from runtime.pool import get_pool
 
 STAGE_PROTO = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64,
                                ctypes.c_int64)
-#: Below this many rows per thread a batch runs on the calling thread.
-MIN_ROWS_PER_THREAD = 16384
+#: A batch is split over threads only when each part is expected to take at least this long:
+#: handing a part to a pool thread costs ~20-50 us.  The expectation comes from the stage's own
+#: measured time per row (a 500-tree stage is worth splitting at 100 rows, a few arithmetic ops
+#: not below ~10^5 rows), so no per-op cost model is needed.
+MIN_NS_PER_THREAD = 250_000
+#: Until a stage has been timed, a batch is split only from this many rows on.
+UNTIMED_MIN_ROWS_PER_THREAD = 16384
 FORMAT_VERSION = 1
 _ERRORS = {1: "Integers to negative integer powers are not allowed."}
 
 
 class PipelineLoadError(MlocError):
     """A saved pipeline could not be loaded."""
-
-
-_POOL: ThreadPoolExecutor | None = None
-_POOL_LOCK = threading.Lock()
-
-
-def _pool(threads: int) -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < threads:
-            _POOL = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mloc")
-        return _POOL
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,10 +123,19 @@ class _NativeStage:
         self.strkeys = string_inputs(graph, stage)  # str key columns, encoded per call
         self.n_ptrs = len(stage.inputs) + len(stage.outputs)
         self.ptr_type = ctypes.c_void_p * max(self.n_ptrs, 1)
+        self.ns_per_row = None  # measured on single-thread calls; decides splitting
         self.layout = {}
         for nid in list(stage.inputs) + list(stage.outputs):
             dt, width = pipeline_plan.value_layout(graph, stage, nid)
             self.layout[nid] = (numpy_dtype(dt), width)
+
+    def _parts(self, n: int, threads: int) -> int:
+        """How many threads a batch of ``n`` rows is worth."""
+        if threads <= 1:
+            return 1
+        if self.ns_per_row is None:
+            return max(1, min(threads, n // UNTIMED_MIN_ROWS_PER_THREAD))
+        return max(1, min(threads, int(self.ns_per_row * n // MIN_NS_PER_THREAD)))
 
     def run(self, env, n, threads):
         addresses = []
@@ -157,14 +159,25 @@ class _NativeStage:
         if n == 0:
             return
         ptrs = self.ptr_type(*addresses)
-        chunks = min(threads, n // MIN_ROWS_PER_THREAD) if threads > 1 else 1
-        if chunks <= 1:
+        parts = self._parts(n, threads)
+        if parts <= 1:
+            t0 = time.perf_counter_ns()
             status = self.fn(ptrs, 0, n)
+            if n >= 64:  # smaller calls time the call overhead, not the rows
+                self.ns_per_row = (time.perf_counter_ns() - t0) / n
         else:
-            bounds = [n * i // chunks for i in range(chunks + 1)]
-            futures = [_pool(threads).submit(self.fn, ptrs, lo, hi)
-                       for lo, hi in zip(bounds[:-1], bounds[1:])]
-            status = max(f.result() for f in futures)
+            statuses = [0] * parts
+            bounds = [n * i // parts for i in range(parts + 1)]
+
+            def part(i):
+                statuses[i] = self.fn(ptrs, bounds[i], bounds[i + 1])
+
+            pool = get_pool(threads)
+            futures = [pool.submit(part, i) for i in range(1, parts)]
+            part(0)  # the calling thread takes a share instead of idling
+            for f in futures:
+                f.result()
+            status = max(statuses)
         if status:
             raise ValueError(_ERRORS.get(status, f"native stage failed with status {status}"))
 

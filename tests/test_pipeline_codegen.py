@@ -374,6 +374,25 @@ def test_threaded_large_batch_matches_interpreter():
     c.check(inputs)
 
 
+def test_split_follows_the_measured_cost_per_row():
+    """A stage timed as expensive splits mid-size batches; parts write disjoint rows, and an
+    error status from any part (here: the second half's negative integer power) is raised."""
+    c = Case("def predict(a, b):\n    return np.power(a, b)\n", {"a": "i64", "b": "i64"},
+             threads=2)
+    stage = next(iter(c.compiled._native.values()))
+    assert stage._parts(5000, 2) == 1  # untimed: only very large batches split
+    a, b = np.arange(5000) % 7, np.arange(5000) % 3
+    c.check({"a": a, "b": b})
+    assert stage.ns_per_row is not None
+    stage.ns_per_row = 1e4  # as if each row cost 10 us
+    assert stage._parts(5000, 2) == 2 and stage._parts(10, 2) == 1
+    c.check({"a": a, "b": b})  # split run, same values as the interpreter
+    b_bad = b.copy()
+    b_bad[-1] = -1
+    with pytest.raises(ValueError, match="negative integer powers"):
+        c.compiled(a, b_bad)
+
+
 def test_compiled_pipeline_rejects_bad_inputs_like_the_interpreter():
     c = case("ipow", lambda: Case("def predict(a, b):\n    return np.power(a, b)\n",
                                   {"a": "i64", "b": "i64"}))
