@@ -19,6 +19,8 @@ is left as it was and runs on the host; ``graph.meta["text_host"]`` says why.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from mloc_ir.printer import Ref
 from mloc_ir.types import Type
 
@@ -101,6 +103,22 @@ def _native_vectorizers(g, reasons):
         v.attrs["vectorizer"] = Ref(ref.name, native)
 
 
+def _host_stat(kind: str, sub: str, s: str):
+    """The Python meaning of one text statistic, for rows the kernel hands back to the host.
+    A module-level function (bound with ``functools.partial``) so compiled pipelines pickle."""
+    if kind == "upper_eq":
+        return s.upper() == s
+    if kind == "len":
+        return len(s)
+    if kind == "word_count":
+        return len(s.split())
+    if kind == "count":
+        return s.count(sub)
+    if kind == "contains":
+        return sub in s
+    return getattr(s, kind)(sub)  # startswith / endswith
+
+
 def _stat_of(g, node):
     """``(kind, sub, source, host_fn)`` when ``node`` is a compilable statistic, else None."""
     op, a = node.op, node.attrs
@@ -108,28 +126,28 @@ def _stat_of(g, node):
         x, y = (g[i] for i in node.args)
         for up, other in ((x, y), (y, x)):
             if up.op == "str_upper" and up.args[0] == other.id and _is_str_col(g, other.id):
-                return "upper_eq", "", other.id, (lambda s: s.upper() == s)
+                return "upper_eq", "", other.id, partial(_host_stat, "upper_eq", "")
         return None
     if not op.startswith("str_") or not node.args or not _is_str_col(g, node.args[0]):
         return None
     src = node.args[0]
+    kind = sub = None
     if op == "str_len":
-        return "len", "", src, len
-    if op == "str_word_count":
-        return "word_count", "", src, (lambda s: len(s.split()))
-    if op == "str_count" and not a.get("regex") and isinstance(a.get("sub"), str):
-        sub = a["sub"]
-        return "count", sub, src, (lambda s, sub=sub: s.count(sub))
-    if op == "str_contains" and not a.get("regex") and a.get("case", True) \
+        kind, sub = "len", ""
+    elif op == "str_word_count":
+        kind, sub = "word_count", ""
+    elif op == "str_count" and not a.get("regex") and isinstance(a.get("sub"), str):
+        kind, sub = "count", a["sub"]
+    elif op == "str_contains" and not a.get("regex") and a.get("case", True) \
             and isinstance(a.get("sub"), str):
-        sub = a["sub"]
-        return "contains", sub, src, (lambda s, sub=sub: sub in s)
-    if op in ("str_startswith", "str_endswith"):
-        sub = a.get("prefix" if op == "str_startswith" else "suffix")
-        if isinstance(sub, str):
-            kind = op[4:]
-            return kind, sub, src, (lambda s, sub=sub, kind=kind: getattr(s, kind)(sub))
-    return None
+        kind, sub = "contains", a["sub"]
+    elif op in ("str_startswith", "str_endswith"):
+        prefix = a.get("prefix" if op == "str_startswith" else "suffix")
+        if isinstance(prefix, str):
+            kind, sub = op[4:], prefix
+    if kind is None:
+        return None
+    return kind, sub, src, partial(_host_stat, kind, sub)
 
 
 def _stats(g, reasons):

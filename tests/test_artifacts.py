@@ -97,3 +97,50 @@ def test_corrupt_cache_entry_is_rebuilt(pipeline_module, tmp_path):
     cp = mloc_ir.compile(pipeline_module.score)
     a, b, k = _inputs()
     np.testing.assert_array_equal(cp(a, b, k), pipeline_module.score(a, b, k))
+
+
+TEXT_SOURCE = textwrap.dedent('''
+    import numpy as np
+    import scipy.sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    _T = np.array(["a b c", "b c d!", "hello world", "x y z!!", "A B", "foo bar"], dtype=object)
+    VEC = TfidfVectorizer().fit(_T)
+    CLF = LogisticRegression().fit(scipy.sparse.hstack([VEC.transform(_T), np.ones((6, 3))]),
+                                   [0, 1, 0, 1, 0, 1])
+
+    def predict(t):
+        n = np.array([len(s) for s in t])
+        up = np.array([s.upper() == s for s in t])
+        ex = np.array([s.count("!") for s in t])
+        X = scipy.sparse.hstack([VEC.transform(t), np.column_stack([n, up, ex])])
+        return CLF.predict_proba(X)[:, 1]
+''')
+
+
+def test_saved_text_pipeline_reloads_in_a_fresh_process(tmp_path, monkeypatch):
+    """Native text kernels (vectorizer + text statistics) pickle with the pipeline."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "text_artifact_pipeline.py").write_text(TEXT_SOURCE)
+    monkeypatch.syspath_prepend(str(src))
+    monkeypatch.setenv("MLOC_CACHE_DIR", str(tmp_path / "cache"))
+    import text_artifact_pipeline as m
+    cp = mloc_ir.compile(m.predict, dtypes={"t": "str"})
+    assert "%t_stats" in cp.explain()  # the statistics went to a native text kernel
+    texts = ["a b", "HELLO!", "", "c d e!!", "héllo wörld b"]
+    expected = m.predict(np.array(texts, dtype=object))
+    np.testing.assert_array_equal(cp(np.array(texts, dtype=object)), expected)
+    cp.save(tmp_path / "build" / "text_fast")
+    np.save(tmp_path / "expected.npy", expected)
+    script = textwrap.dedent(f'''
+        import sys
+        import numpy as np
+        sys.path[:0] = [{str(src)!r}, {str(tmp_path)!r}]
+        from build import text_fast
+        y = text_fast.predict(np.array({texts!r}, dtype=object))
+        np.testing.assert_array_equal(y, np.load({str(tmp_path / "expected.npy")!r}))
+    ''')
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
