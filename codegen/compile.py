@@ -11,7 +11,7 @@ from pathlib import Path
 import llvmlite.ir as ir
 
 from . import target
-from .emit_trees import emit_ensemble, lower
+from .emit_trees import DTYPES, emit_ensemble, lower
 from .ensemble import Ensemble
 
 RAW_SYMBOL = "mloc_model_raw"
@@ -56,12 +56,13 @@ def ensemble_digest(ens: Ensemble) -> str:
     return h.hexdigest()
 
 
-def build_object(ens: Ensemble, walk: str = "auto") -> bytes:
+def build_object(ens: Ensemble, walk: str = "auto", dtype: str = "float64") -> bytes:
     """Object code exporting ``RAW_SYMBOL`` and ``PREDICT_SYMBOL`` for ``ens``."""
     module = ir.Module(name="mloc_model")
     low = lower(ens)
-    emit_ensemble(module, ens, RAW_SYMBOL, raw_score=True, lowered=low, walk=walk)
-    emit_ensemble(module, ens, PREDICT_SYMBOL, raw_score=False, lowered=low, walk=walk)
+    emit_ensemble(module, ens, RAW_SYMBOL, raw_score=True, lowered=low, walk=walk, dtype=dtype)
+    emit_ensemble(module, ens, PREDICT_SYMBOL, raw_score=False, lowered=low, walk=walk,
+                  dtype=dtype)
     return target.compile_ir(str(module))
 
 
@@ -75,13 +76,22 @@ def compile_model(model, *, dtype: str = "float64", threads: int | None = None,
     select iterations like ``Booster.predict``.  ``threads``: worker threads for large
     batches (default: all CPUs).  ``cache``: reuse object code from ``$MLOC_CACHE_DIR``
     (default ``~/.cache/mloc``).  Returns a ``runtime.CompiledModel``.
+
+    ``dtype``: ``"float64"`` (default) reads float64 rows and gives LightGBM's results bit
+    for bit.  ``"float32"`` reads float32 rows without converting them (float64 or integer
+    inputs are rounded to the nearest float32 first, in ``predict``) and walks 8-byte node
+    records over float32 slots; leaf values are still summed in float64, so the results
+    are bit-identical to LightGBM's on the float32 values (``X.astype(np.float32)``).  Only
+    rows whose float64 values round across a split threshold can differ from LightGBM's
+    prediction on the float64 values.  Details and measurements: ``codegen/README.md``.
     """
     from runtime import cache as object_cache
     from runtime.loader import load
     from runtime.model import CompiledModel
 
-    if dtype != "float64":
-        raise ValueError(f"dtype must be 'float64' (exact mode); got {dtype!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be 'float64' (exact on float64 inputs) or 'float32' "
+                         f"(float32 inputs, see compile_model's docstring); got {dtype!r}")
     options = {}
     if not isinstance(model, Ensemble):
         options = dict(num_iteration=num_iteration, start_iteration=start_iteration)
@@ -93,9 +103,10 @@ def compile_model(model, *, dtype: str = "float64", threads: int | None = None,
     if hit is not None:
         obj, meta = hit
     else:
-        obj = build_object(ens)
+        obj = build_object(ens, dtype=dtype)
         meta = {
             "symbols": {"raw": RAW_SYMBOL, "predict": PREDICT_SYMBOL},
+            "dtype": dtype,
             "n_features": ens.n_features,
             "n_outputs": ens.n_outputs,
             "n_trees": len(ens.trees),

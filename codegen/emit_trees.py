@@ -65,6 +65,8 @@ INDEX_MASK = 2 ** 31 - 1
 #: int64 row_stride, double* out)``; row ``i`` is ``X[i*row_stride : i*row_stride+n_features]``
 #: and its ``n_outputs`` results go to ``out[i*n_outputs : (i+1)*n_outputs]``.
 KERNEL_TYPE = ir.FunctionType(ir.VoidType(), [F64P, I64, I64, F64P])
+#: Signature of float32-mode kernels: the same with ``const float* X`` (``row_stride`` in floats).
+KERNEL_TYPE_F32 = ir.FunctionType(ir.VoidType(), [F32.as_pointer(), I64, I64, F64P])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,6 +232,73 @@ def lower(ens: Ensemble) -> Lowered:
 
 
 # ---------------------------------------------------------------------------------------------
+# float32 mode: 8-byte records over float32 slots
+
+
+#: Element types of the kernels' input rows: "float64" (exact, the default) or "float32".
+DTYPES = ("float64", "float32")
+#: float32 records ``{float thr; i32 link}``; ``link`` = leaf flag (sign bit) | slot << shift
+#: | next record index (see :func:`pack_float32`).
+NODE32 = np.dtype([("thr", "<f4"), ("link", "<i4")])
+
+
+def round_down_f32(t) -> np.ndarray:
+    """Largest float32 <= ``t`` (elementwise).
+
+    For a float32 value ``x`` and a float64 threshold ``t``, ``x <= t`` holds exactly when
+    ``x <= round_down_f32(t)``: no float32 lies between the two.  That is what keeps the
+    float32 kernels' decisions identical to float64 comparisons of the same values.
+    """
+    t = np.asarray(t, np.float64)
+    with np.errstate(over="ignore"):
+        f = t.astype(np.float32)  # round to nearest; may be above t (or +inf)
+    above = f.astype(np.float64) > t
+    f[above] = np.nextafter(f[above], np.float32(-np.inf))
+    return f
+
+
+@dataclass
+class Packed32:
+    """The lowered records of an ensemble in the float32 layout."""
+
+    records: np.ndarray  # NODE32, same order and indices as ``Lowered.nodes``
+    leaves: np.ndarray  # float64 leaf values; a leaf record's ``thr`` bits are its index here
+    shift: int  # slot = (link & INDEX_MASK) >> shift; next = link & (LEAF_FLAG | (1 << shift) - 1)
+
+
+def pack_float32(low: Lowered) -> Packed32:
+    """Repack float64 node records ``{double thr; i32 slot; i32 next}`` as 8-byte records.
+
+    Internal records keep their decision exactly (``thr`` rounded down to float32, valid
+    because every slot holds a float32 value, see :func:`round_down_f32`).  Leaf values stay
+    float64 in a separate table, so the sums are those of the float64 kernel.  Raises
+    ValueError if the slot and record index do not fit in 31 bits together.
+    """
+    nodes = low.nodes
+    n = len(nodes)
+    shift = max(1, n.bit_length())
+    if low.n_slots > 2 ** (31 - shift):
+        raise ValueError(f"float32 mode packs slot and record index into 31 bits; this model "
+                         f"has {n} node records and {low.n_slots} slots, too many for that "
+                         "(use dtype='float64')")
+    nxt = nodes["next"].astype(np.int64)
+    idx = nxt & INDEX_MASK
+    is_leaf = (nxt < 0) & (idx == np.arange(n))
+    rec = np.zeros(n, NODE32)
+    rec["thr"] = round_down_f32(np.where(is_leaf, 0.0, nodes["thr"]))
+    if len(low.widths) and int(low.widths.max()) > 1:
+        leaves = low.leaves  # a vector leaf's thr already is its first index in low.leaves
+        first = nodes["thr"][is_leaf].astype(np.int64)
+    else:
+        leaves = nodes["thr"][is_leaf].astype(np.float64)
+        first = np.arange(len(leaves), dtype=np.int64)
+    rec["thr"].view(np.int32)[is_leaf] = first.astype(np.int32)
+    slot = np.where(is_leaf, 0, nodes["slot"].astype(np.int64))  # slot 0 is -inf: leaves stay
+    rec["link"] = ((nxt & LEAF_FLAG) | (slot << shift) | idx).astype(np.int64).astype(np.int32)
+    return Packed32(records=rec, leaves=np.ascontiguousarray(leaves, np.float64), shift=shift)
+
+
+# ---------------------------------------------------------------------------------------------
 # IR helpers
 
 
@@ -329,13 +398,15 @@ def _emit_transform(b: ir.IRBuilder, module, ens: Ensemble, vals: list) -> list:
     raise AssertionError(name)
 
 
-def _emit_walk(b: ir.IRBuilder, units, lane_bufs: list, lane_roots: list) -> list:
+def _emit_walk(b: ir.IRBuilder, units, lane_bufs: list, lane_roots: list,
+               packed: "Packed32 | None" = None) -> list:
     """Walk one tree per lane, in lock step, until every lane stands on a leaf.
 
     ``units`` is the node array seen as doubles (walk states count 8-byte units, so a
     record at state ``n`` has ``thr`` at ``units[n]`` and ``{slot, next}`` at ``units[n+1]``);
     lane ``l`` reads its slots from ``lane_bufs[l]`` and starts at ``lane_roots[l]``.
-    Returns the final states (leaf records, sign bit set).
+    With ``packed`` (float32 mode) ``units`` points to 8-byte ``NODE32`` records instead and
+    states count records.  Returns the final states (leaf records, sign bit set).
     """
     pre = b.block
     step = b.append_basic_block("walk")
@@ -347,12 +418,21 @@ def _emit_walk(b: ir.IRBuilder, units, lane_bufs: list, lane_roots: list) -> lis
     for n, lane_buf, root in zip(states, lane_bufs, lane_roots):
         n.add_incoming(root, pre)
         idx = b.zext(b.and_(n, I32(INDEX_MASK)), I64)
-        link = b.bitcast(b.gep(units, [b.add(idx, I64(1))]), I32.as_pointer())
-        thr = b.load(b.gep(units, [idx]))
-        slot = b.load(link)
-        nxt = b.load(b.gep(link, [I64(1)]))
-        v = b.load(b.gep(lane_buf, [b.zext(slot, I64)]))
-        go_right = b.shl(b.zext(b.fcmp_ordered(">", v, thr), I32), I32(1))
+        if packed is None:
+            link = b.bitcast(b.gep(units, [b.add(idx, I64(1))]), I32.as_pointer())
+            thr = b.load(b.gep(units, [idx]))
+            slot = b.load(link)
+            nxt = b.load(b.gep(link, [I64(1)]))
+            v = b.load(b.gep(lane_buf, [b.zext(slot, I64)]))
+            go_right = b.shl(b.zext(b.fcmp_ordered(">", v, thr), I32), I32(1))
+        else:
+            rec = b.gep(units, [b.mul(idx, I64(2))])  # units: i32*, two per record
+            thr = b.load(b.bitcast(rec, F32.as_pointer()))
+            link = b.load(b.gep(rec, [I64(1)]))
+            slot = b.lshr(b.and_(link, I32(INDEX_MASK)), I32(packed.shift))
+            nxt = b.and_(link, I32(LEAF_FLAG | ((1 << packed.shift) - 1)))
+            v = b.load(b.gep(lane_buf, [b.zext(slot, I64)]))
+            go_right = b.zext(b.fcmp_ordered(">", v, thr), I32)
         new_states.append(b.add(nxt, go_right))
     all_states = new_states[0]
     for s in new_states[1:]:
@@ -392,6 +472,7 @@ def _hex(x: float) -> str:
 
 #: ``void chunk(const double* row_slots, double* vals)`` -- see _chunk_function.
 CHUNK_FN_TYPE = ir.FunctionType(ir.VoidType(), [F64P, F64P])
+CHUNK_FN_TYPE_F32 = ir.FunctionType(ir.VoidType(), [F32.as_pointer(), F64P])
 #: Node records per branchy chunk function (see _chunk_function).
 CHUNK_NODES = 4096
 #: "auto" kernels get branchy code only up to this many node records: LLVM's backend
@@ -421,7 +502,7 @@ def _tree_chunks(low: Lowered, max_nodes: int = CHUNK_NODES) -> list:
 
 
 def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: int,
-                    name: str) -> ir.Function:
+                    name: str, f32: bool = False) -> ir.Function:
     """Trees ``t0..t1-1`` as branchy code for one row: walk tree after tree over the row's
     slots with real branches and store tree ``t``'s leaf value to ``vals[(t - t0) * pitch]``.
 
@@ -436,14 +517,19 @@ def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: in
     (which costs it time quadratic in their number).  Leaf values are stored, not summed:
     the caller sums them in tree order for many rows at once, so no chain of dependent
     additions limits the walk.
+
+    ``f32``: the row's slots are floats and thresholds are rounded down to float32 (the same
+    decisions, see :func:`round_down_f32`); leaf values stay float64.
     """
     fn = module.globals.get(name)
     if fn is not None:
         return fn
     nodes = low.nodes
     ends = np.append(low.roots[1:], len(nodes)).tolist()
-    table: list = []
-    lines = [f'define hidden void @"{name}"(double* noalias nocapture readonly %row, '
+    table: list = []  # leaf values (and, in float64 mode, thresholds)
+    thr_table: list = table if not f32 else []
+    ft = "float" if f32 else "double"
+    lines = [f'define hidden void @"{name}"({ft}* noalias nocapture readonly %row, '
              f'double* noalias nocapture %vals) {CHUNK_ATTRS} {{', "entry:"]
 
     def const(value: float) -> str:
@@ -451,13 +537,22 @@ def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: in
         return (f"getelementptr inbounds ([{{n}} x double], [{{n}} x double]* @\"{name}.data\", "
                 f"i64 0, i64 {len(table) - 1})")
 
+    def thr_const(value: float) -> str:
+        if not f32:
+            return const(value)
+        # LLVM spells float constants as the double of the same value (already rounded)
+        thr_table.append(_hex(value))
+        return (f"getelementptr inbounds ([{{m}} x float], [{{m}} x float]* @\"{name}.thr\", "
+                f"i64 0, i64 {len(thr_table) - 1})")
+
     used = sorted(set(nodes["slot"][int(low.roots[t0]):ends[t1 - 1]].tolist()))
     for k in used:
-        lines += [f"  %px{k} = getelementptr double, double* %row, i64 {k}",
-                  f"  %x{k} = load double, double* %px{k}"]
+        lines += [f"  %px{k} = getelementptr {ft}, {ft}* %row, i64 {k}",
+                  f"  %x{k} = load {ft}, {ft}* %px{k}"]
     for t in range(t0, t1):
         base, end = int(low.roots[t]), ends[t]
         thr = nodes["thr"][base:end].tolist()
+        test_thr = round_down_f32(nodes["thr"][base:end]).astype(np.float64).tolist() if f32 else thr
         slot = nodes["slot"][base:end].tolist()
         nxt = nodes["next"][base:end].tolist()
         after = f"  br label %t{t + 1}" if t + 1 < t1 else "  ret void"
@@ -479,8 +574,8 @@ def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: in
                 lines += [f"  %l{lab} = load double, double* {const(thr[i])}",
                           f"  store double %l{lab}, double* %q{t}", after]
                 continue
-            lines += [f"  %h{lab} = load double, double* {const(thr[i])}",
-                      f"  %c{lab} = fcmp ogt double %x{slot[i]}, %h{lab}"]
+            lines += [f"  %h{lab} = load {ft}, {ft}* {thr_const(test_thr[i])}",
+                      f"  %c{lab} = fcmp ogt {ft} %x{slot[i]}, %h{lab}"]
             lc, rc = child, child + 1
             if (nxt[lc] & INDEX_MASK) - base == lc and (nxt[rc] & INDEX_MASK) - base == rc:
                 lines += [f"  %a{lab} = load double, double* {const(thr[rc])}",
@@ -491,11 +586,15 @@ def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: in
             lines.append(f"  br i1 %c{lab}, label %t{t}n{rc}, label %t{t}n{lc}")
             stack += [rc, lc]
     lines.append("}")
-    n = len(table)
-    body = "\n".join(line for line in lines if line).replace("{n}", str(n))
+    n, m = len(table), len(thr_table)
+    body = "\n".join(line for line in lines if line).replace("{n}", str(n)).replace("{m}", str(m))
     data = (f'@"{name}.data" = internal global [{n} x double] '
             f'[{", ".join("double " + v for v in table)}], align 16\n')
-    return _TextFunction(module, CHUNK_FN_TYPE, name, data + body + "\n")
+    if f32:
+        data += (f'@"{name}.thr" = internal global [{m} x float] '
+                 f'[{", ".join("float " + v for v in thr_table)}], align 16\n')
+    return _TextFunction(module, CHUNK_FN_TYPE_F32 if f32 else CHUNK_FN_TYPE, name,
+                         data + body + "\n")
 
 
 #: Tree walks: "lockstep" (branch-free, 8 rows at a time), "branchy" (per-tree code with
@@ -562,26 +661,28 @@ def _emit_adaptive(b: ir.IRBuilder, module: ir.Module, tag: str, blk, n_blocks, 
 
 
 BLOCK_FN_TYPE = ir.FunctionType(ir.VoidType(), [F64P, I64, F64P])
+BLOCK_FN_TYPE_F32 = ir.FunctionType(ir.VoidType(), [F32.as_pointer(), I64, F64P])
 
 
 def _lockstep_function(module: ir.Module, low: Lowered, name: str, B: int, L: int, K: int,
-                       data: tuple) -> ir.Function:
+                       data: tuple, packed: Packed32 | None = None) -> ir.Function:
     """``void name(const double* slots, int64 nb, double* acc)``: add every tree's leaf to
     the sums ``acc`` of the block's ``nb`` encoded rows (padded to a multiple of ``L``) with
-    the branch-free lock-step walk."""
+    the branch-free lock-step walk.  With ``packed`` (float32 mode) the slots are floats
+    and the records ``NODE32``; the sums stay float64."""
     fn = module.globals.get(name)
     if fn is not None:
         return fn
     g_nodes, g_roots, g_outs, g_leaves, g_widths = data
     S, T = low.n_slots, len(low.roots)
     vector_leaves = bool(len(low.widths)) and int(low.widths.max()) > 1
-    fn = ir.Function(module, BLOCK_FN_TYPE, name)
+    fn = ir.Function(module, BLOCK_FN_TYPE if packed is None else BLOCK_FN_TYPE_F32, name)
     fn.linkage = "internal"
     buf, nb, acc = fn.args
     for a in (buf, acc):
         a.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    units = b.bitcast(g_nodes, F64P)
+    units = b.bitcast(g_nodes, F64P if packed is None else I32.as_pointer())
     roots = b.bitcast(g_roots, I32.as_pointer())
     outs = b.bitcast(g_outs, I32.as_pointer())
     leaves = b.bitcast(g_leaves, F64P)
@@ -597,11 +698,16 @@ def _lockstep_function(module: ir.Module, low: Lowered, name: str, B: int, L: in
     def add_leaf(state, acc_row):
         """acc_row[0:width] += the leaf values of the leaf ``state`` stopped at."""
         idx = b.zext(b.and_(state, I32(INDEX_MASK)), I64)
-        value = b.load(b.gep(units, [idx]))
+        if packed is None:
+            value = b.load(b.gep(units, [idx]))
+        else:  # the leaf record's thr field holds its index in the float64 leaf table
+            first = b.sext(b.load(b.gep(units, [b.mul(idx, I64(2))])), I64)
+            value = b.load(b.gep(leaves, [first]))
         if not vector_leaves:
             b.store(b.fadd(b.load(acc_row), value), acc_row)
             return
-        first = b.fptosi(value, I64)
+        if packed is None:
+            first = b.fptosi(value, I64)
         with for_range(b, I64(0), width_of(tree_of(state)), "leaf") as j:
             p = b.gep(acc_row, [j])
             b.store(b.fadd(b.load(p), b.load(b.gep(leaves, [b.add(first, j)]))), p)
@@ -621,7 +727,7 @@ def _lockstep_function(module: ir.Module, low: Lowered, name: str, B: int, L: in
                     lane_trees = [b.select(b.icmp_signed("<", t, I64(T)), t, I64(T - 1))
                                   for t in lane_trees]
                     lane_roots = [b.load(b.gep(roots, [t])) for t in lane_trees]
-                    final = _emit_walk(b, units, [row_buf] * L, lane_roots)
+                    final = _emit_walk(b, units, [row_buf] * L, lane_roots, packed)
                     for l in range(L):
                         real = b.icmp_signed("<", b.add(t0, I64(l)), I64(T))
                         with b.if_then(real, likely=True):
@@ -637,7 +743,7 @@ def _lockstep_function(module: ir.Module, low: Lowered, name: str, B: int, L: in
                 with for_range(b, I64(0), n_groups, "group") as g:
                     group_buf = b.gep(buf, [b.mul(g, I64(L * S))])
                     lane_bufs = [b.gep(group_buf, [I64(l * S)]) for l in range(L)]
-                    final = _emit_walk(b, units, lane_bufs, [root] * L)
+                    final = _emit_walk(b, units, lane_bufs, [root] * L, packed)
                     for l in range(L):
                         row = b.add(b.mul(g, I64(L)), I64(l))
                         add_leaf(final[l],
@@ -647,7 +753,7 @@ def _lockstep_function(module: ir.Module, low: Lowered, name: str, B: int, L: in
 
 
 def _branchy_function(module: ir.Module, low: Lowered, tag: str, B: int, S: int, K: int,
-                      g_outs) -> ir.Function:
+                      g_outs, f32: bool = False) -> ir.Function:
     """``void f(const double* slots, int64 nb, double* acc)``: like the lock-step function,
     with the branchy chunk functions (one row through a chunk of trees at a time)."""
     name = f"{tag}.b{B}.branchy"
@@ -659,9 +765,10 @@ def _branchy_function(module: ir.Module, low: Lowered, tag: str, B: int, S: int,
     # the leaf values of sub_rows rows x all trees: tree t's are a column ``pitch`` apart
     sub_rows = max(8, min(64, BRANCHY_VALS_BYTES // (8 * T) - 8))
     pitch = sub_rows + 8  # not a power of two, so the columns spread over L1 sets
-    chunk_fns = [_chunk_function(module, low, t0, t1, pitch, f"{tag}{PRE_OPTIMIZED}b{B}.trees{t0}")
+    chunk_fns = [_chunk_function(module, low, t0, t1, pitch,
+                                 f"{tag}{PRE_OPTIMIZED}b{B}.trees{t0}", f32)
                  for t0, t1 in chunks]
-    fn = ir.Function(module, BLOCK_FN_TYPE, name)
+    fn = ir.Function(module, BLOCK_FN_TYPE_F32 if f32 else BLOCK_FN_TYPE, name)
     fn.linkage = "internal"
     buf, nb, acc = fn.args
     for a in (buf, acc):
@@ -693,9 +800,9 @@ def _branchy_function(module: ir.Module, low: Lowered, tag: str, B: int, S: int,
     return fn
 
 
-def default_block_rows(n_slots: int, lanes: int) -> int:
+def default_block_rows(n_slots: int, lanes: int, slot_bytes: int = 8) -> int:
     """Rows per block: keep the block's slot buffer within ~16 KiB of L1."""
-    rows = (16384 // (8 * n_slots)) // lanes * lanes
+    rows = (16384 // (slot_bytes * n_slots)) // lanes * lanes
     return max(lanes, min(256, rows))
 
 
@@ -705,7 +812,8 @@ def default_block_rows(n_slots: int, lanes: int) -> int:
 
 def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool = True, *,
                   lanes: int = 8, block_rows: int | None = None,
-                  lowered: Lowered | None = None, walk: str = "auto") -> ir.Function:
+                  lowered: Lowered | None = None, walk: str = "auto",
+                  dtype: str = "float64") -> ir.Function:
     """Add ``void name(const double* X, int64 n_rows, int64 row_stride, double* out)`` to
     ``module`` and return it.
 
@@ -715,24 +823,41 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
     state, writes only ``out``, and is safe to call concurrently.  Model data goes into
     internal constant globals named after its content hash, so emitting the raw and the
     transformed variant of the same ensemble into one module stores the model once.
+
+    ``dtype="float32"``: ``X`` holds float32 values (``const float* X``, ``row_stride`` in
+    floats); decisions are made on float32 slots against thresholds rounded down to
+    float32, which for float32 inputs are exactly LightGBM's float64 decisions, and leaf
+    values are summed in float64 as in the default mode, so the results are the same bits
+    the float64 kernel gives on the same (float32) values.  See ``codegen/README.md``.
     """
     if walk not in WALKS:
         raise ValueError(f"walk must be one of {', '.join(WALKS)}; got {walk!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
+    f32 = dtype == "float32"
+    FT = F32 if f32 else F64
     low = lowered or lower(ens)
     L = lanes
     S = low.n_slots
     K = ens.n_outputs
-    B = block_rows or default_block_rows(S, L)
+    B = block_rows or default_block_rows(S, L, 4 if f32 else 8)
     T = len(low.roots)
-    tag = f"mloc.trees.{low.digest()}"
-    # walk states count 8-byte units (2 per record) so that x86 addressing scales them for free
-    scaled = low.nodes.copy()
-    nxt = scaled["next"].astype(np.int64)
-    scaled["next"] = (((nxt & INDEX_MASK) * 2) | (nxt & ~INDEX_MASK)).astype(np.int32)
-    g_nodes = _const_global(module, f"{tag}.nodes", scaled.tobytes())
-    g_roots = _const_global(module, f"{tag}.roots", (low.roots * 2).astype(np.int32).tobytes())
+    tag = f"mloc.trees.{low.digest()}" + (".f32" if f32 else "")
+    packed = pack_float32(low) if f32 else None
+    if f32:
+        # states count 8-byte NODE32 records
+        g_nodes = _const_global(module, f"{tag}.nodes", packed.records.tobytes())
+        g_roots = _const_global(module, f"{tag}.roots", low.roots.astype(np.int32).tobytes())
+        g_leaves = _const_global(module, f"{tag}.leaves", packed.leaves.tobytes())
+    else:
+        # walk states count 8-byte units (2 per record): x86 addressing scales them for free
+        scaled = low.nodes.copy()
+        nxt = scaled["next"].astype(np.int64)
+        scaled["next"] = (((nxt & INDEX_MASK) * 2) | (nxt & ~INDEX_MASK)).astype(np.int32)
+        g_nodes = _const_global(module, f"{tag}.nodes", scaled.tobytes())
+        g_roots = _const_global(module, f"{tag}.roots", (low.roots * 2).astype(np.int32).tobytes())
+        g_leaves = _const_global(module, f"{tag}.leaves", low.leaves.tobytes())
     g_outs = _const_global(module, f"{tag}.outputs", low.outputs.tobytes())
-    g_leaves = _const_global(module, f"{tag}.leaves", low.leaves.tobytes())
     g_widths = _const_global(module, f"{tag}.widths", low.widths.tobytes())
 
     vector_leaves = bool(len(low.widths)) and int(low.widths.max()) > 1
@@ -742,17 +867,17 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
         walk = "lockstep"  # branchy code would take the backend too long
     # the walks are functions of their own, shared by the raw and transformed kernels
     lockstep_fn = _lockstep_function(module, low, f"{tag}.b{B}.lockstep", B, L, K,
-                                     (g_nodes, g_roots, g_outs, g_leaves, g_widths))
+                                     (g_nodes, g_roots, g_outs, g_leaves, g_widths), packed)
     branchy_fn = (None if walk == "lockstep" else
-                  _branchy_function(module, low, tag, B, S, K, g_outs))
+                  _branchy_function(module, low, tag, B, S, K, g_outs, f32))
 
-    fn = ir.Function(module, KERNEL_TYPE, name)
+    fn = ir.Function(module, KERNEL_TYPE_F32 if f32 else KERNEL_TYPE, name)
     X, n_rows, stride, out = fn.args
     X.name, n_rows.name, stride.name, out.name = "X", "n_rows", "row_stride", "out"
     for a in (X, out):
         a.add_attribute("noalias")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    buf = b.bitcast(b.alloca(ir.ArrayType(F64, B * S), name="slots"), F64P)
+    buf = b.bitcast(b.alloca(ir.ArrayType(FT, B * S), name="slots"), FT.as_pointer())
     acc = b.bitcast(b.alloca(ir.ArrayType(F64, B * K), name="acc"), F64P)
     by_feature: dict = {}
     for s, key in enumerate(low.slots):
@@ -776,13 +901,18 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
                 b.store(F64(ens.base_score[k]), b.gep(acc, [b.add(b.mul(r, I64(K)), I64(k))]))
             src = b.select(b.icmp_signed("<", r, nb), r, b.sub(nb, I64(1)))
             x_row = b.gep(X, [b.mul(b.add(r0, src), stride)])
-            b.store(F64(-math.inf), b.gep(row_buf, [I64(0)]))
+            b.store(FT(-math.inf), b.gep(row_buf, [I64(0)]))
             for f, items in sorted(by_feature.items()):
                 x = b.load(b.gep(x_row, [I64(f)]))
-                if ens.input_cast == "float32":
+                if f32:
+                    # slots are computed from the exact float64 value; each is a float32 value
+                    # (x itself, +-inf, a small integer or 0/1), so the truncation is exact
+                    x = b.fpext(x, F64)
+                elif ens.input_cast == "float32":
                     x = b.fpext(b.fptrunc(x, F32), F64)
                 for s, key in items:
-                    b.store(_slot_value(b, key, x, ens), b.gep(row_buf, [I64(s)]))
+                    v = _slot_value(b, key, x, ens)
+                    b.store(b.fptrunc(v, F32) if f32 else v, b.gep(row_buf, [I64(s)]))
 
         # 2. add every tree's leaves to the block's sums, trees in order
         if walk == "lockstep":

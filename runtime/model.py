@@ -31,25 +31,35 @@ class ArtifactError(RuntimeError):
     """A saved model file is unreadable, corrupt, or built for another CPU."""
 
 
-def _as_rows(X, n_features: int) -> np.ndarray:
-    """Validate/convert ``X`` to a 2-D float64 array whose rows are contiguous."""
+#: Input element types a model can be compiled for (``meta["dtype"]``).
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def _as_rows(X, n_features: int, dtype=np.float64) -> np.ndarray:
+    """Validate/convert ``X`` to a 2-D ``dtype`` array whose rows are contiguous.
+
+    For float32 models, float64 (and integer) inputs are rounded to the nearest float32.
+    """
+    dtype = np.dtype(dtype)
     if not isinstance(X, np.ndarray):
         try:
-            X = np.asarray(X, dtype=np.float64)
+            X = np.asarray(X, dtype=dtype)
         except (TypeError, ValueError) as err:
             raise TypeError(f"X must be a 2-D array of numbers (n_rows, n_features); could not "
-                            f"convert {type(X).__name__} to float64: {err}") from None
+                            f"convert {type(X).__name__} to {dtype}: {err}") from None
     if X.ndim != 2:
         hint = "; for a single row use X.reshape(1, -1)" if X.ndim == 1 else ""
         raise ValueError(f"X must be 2-D (n_rows, n_features); got a {X.ndim}-D array of "
                          f"shape {X.shape}{hint}")
     if X.shape[1] != n_features:
         raise ValueError(f"X has {X.shape[1]} features per row but the model expects {n_features}")
-    if X.dtype != np.float64:
+    if X.dtype != dtype:
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must hold real numbers; got dtype {X.dtype}")
-        X = X.astype(np.float64)  # exact for float32 and integers below 2**53
-    if X.strides[1] != 8 or X.strides[0] < 0 or X.strides[0] % 8:
+        # float64: exact for float32 and integers below 2**53; float32: rounds to nearest
+        X = X.astype(dtype)
+    size = dtype.itemsize
+    if X.strides[1] != size or X.strides[0] < 0 or X.strides[0] % size:
         X = np.ascontiguousarray(X)
     return X
 
@@ -71,6 +81,11 @@ class CompiledModel:
         self.meta = meta
         self.n_features = int(meta["n_features"])
         self.n_outputs = int(meta["n_outputs"])
+        # artifacts written before float32 mode existed carry no dtype: they are float64
+        self.dtype = meta.get("dtype", "float64")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"model metadata names an unknown input dtype {self.dtype!r}")
+        self._np_dtype = DTYPES[self.dtype]
         self.threads = threads if threads is not None else pool.default_threads()
         if self.threads < 1:
             raise ValueError(f"threads must be >= 1, got {self.threads}")
@@ -89,12 +104,14 @@ class CompiledModel:
         ``Booster.predict``.  ``raw_score=True`` returns untransformed scores (for
         LightGBM models, bit-identical to ``Booster.predict(raw_score=True)``).
         ``out``, if given, must be a C-contiguous float64 array of that shape; it is filled
-        and returned.
+        and returned.  Results are float64 in both modes.  A float32-mode model
+        (``self.dtype == "float32"``) reads float32 ``X`` in place and rounds other inputs
+        to float32 first (a copy); a float64 model converts float32 ``X`` to float64 (exact).
         """
         fn = self._raw if raw_score else self._pred
-        if not (type(X) is np.ndarray and X.dtype == np.float64 and X.ndim == 2
+        if not (type(X) is np.ndarray and X.dtype == self._np_dtype and X.ndim == 2
                 and X.shape[1] == self.n_features and X.flags.c_contiguous):
-            X = _as_rows(X, self.n_features)
+            X = _as_rows(X, self.n_features, self._np_dtype)
         n, k = X.shape[0], self.n_outputs
         shape = (n,) if k == 1 else (n, k)
         if out is None:
@@ -110,7 +127,7 @@ class CompiledModel:
         if n == 0:
             return res
         x_addr, r_addr = _address(X), _address(res)
-        stride = X.strides[0] // 8
+        stride = X.strides[0] // X.itemsize
         if self.threads == 1 or n < 2 * pool.MIN_ROWS_PER_THREAD:
             fn(x_addr, n, stride, r_addr)
             return res
@@ -128,7 +145,7 @@ class CompiledModel:
     def __repr__(self) -> str:
         return (f"CompiledModel({self.meta.get('source', '?')}, n_features={self.n_features}, "
                 f"n_outputs={self.n_outputs}, transform={self.meta.get('transform')!r}, "
-                f"threads={self.threads})")
+                f"dtype={self.dtype!r}, threads={self.threads})")
 
     # ------------------------------------------------------------------ persistence
 
