@@ -65,9 +65,11 @@ def predict(df):
 
 def train_booster(num_trees: int) -> lgb.Booster:
     X = feature_matrix(predict, "BOOSTER", TRAIN)
+    # one training thread: two OpenMP threads on a shared 2-core machine were 10-20x slower;
+    # Booster.predict still uses every core (it takes no thread count from training)
     params = {"objective": "binary", "learning_rate": 0.05, "num_leaves": 31,
               "min_data_in_leaf": 40, "feature_fraction": 0.8, "bagging_fraction": 0.8,
-              "bagging_freq": 1, "seed": 0, "num_threads": 2, "verbosity": -1,
+              "bagging_freq": 1, "seed": 0, "num_threads": 1, "verbosity": -1,
               "deterministic": True}
     return lgb.train(params, lgb.Dataset(X, TRAIN[LABEL].to_numpy()), num_boost_round=num_trees)
 

@@ -10,7 +10,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from examples._support import cached_model, data_file, fast_mode, feature_matrix
+from examples._support import (cached_model, data_file, fast_mode, feature_matrix,
+                               serve_on_all_cores)
 
 SOURCE_URL = "https://archive.ics.uci.edu/dataset/468/online+shoppers+purchasing+intention+dataset"
 LABEL = "Revenue"
@@ -59,9 +60,9 @@ def train_model(n_trees: int) -> lgb.LGBMClassifier:
     X = feature_matrix(predict, "MODEL", TRAIN)
     model = lgb.LGBMClassifier(n_estimators=n_trees, learning_rate=0.03, num_leaves=15,
                                min_child_samples=30, subsample=0.8, subsample_freq=1,
-                               colsample_bytree=0.8, random_state=0, n_jobs=2, verbose=-1)
-    model.fit(X, TRAIN[LABEL].to_numpy())
-    return model
+                               colsample_bytree=0.8, random_state=0, n_jobs=1, verbose=-1)
+    model.fit(X, TRAIN[LABEL].to_numpy())  # one thread: see examples._support.serve_on_all_cores
+    return serve_on_all_cores(model)
 
 
 MODEL = cached_model("shoppers", train_model, depends_on=(predict,),
