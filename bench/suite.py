@@ -238,24 +238,45 @@ def _store_keys(spec) -> int:
     return sum(t.keys_requested for t in spec.stores)
 
 
+class _Phases:
+    """Wall and CPU seconds per phase of one benchmark (where a run's time goes)."""
+
+    def __init__(self):
+        self.seconds: dict[str, dict] = {}
+        self._at = (time.perf_counter(), time.process_time())
+
+    def done(self, phase: str):
+        now = (time.perf_counter(), time.process_time())
+        prev = self.seconds.get(phase, {"wall": 0.0, "cpu": 0.0})
+        self.seconds[phase] = {"wall": prev["wall"] + now[0] - self._at[0],
+                               "cpu": prev["cpu"] + now[1] - self._at[1]}
+        self._at = now
+
+
 def run_one(name: str, sizes: Sizes, bar) -> dict:
     import mloc_ir
     from mloc_ir.errors import MlocError
     result: dict[str, Any] = {"name": name, "sizes": sizes.__dict__, "variants": {}}
+    phases = _Phases()
+    result["phase_seconds"] = phases.seconds
     with load(name, sizes) as spec:
+        phases.done("load")
         n = len(spec.labels[0])
         result.update(rows={"plan": len(spec.plan[1]), "test": n}, tasks=spec.tasks,
                       notes=list(spec.notes))
         step = lambda: bar.update(1)  # noqa: E731
         py, ref = measure_variant(spec.predict, spec, sizes, n, None, step)
         result["variants"]["python"] = py
+        phases.done("python")
 
         t0 = time.perf_counter()
         exact = mloc_ir.compile(spec.predict, dtypes=spec.dtypes)
         result["compile_seconds"] = time.perf_counter() - t0
         result["explain"] = exact.explain()
+        phases.done("compile")
         res, _ = measure_variant(exact, spec, sizes, n, ref, step)
         result["variants"]["mloc"] = res
+        phases.done("mloc")
 
         single = len(spec.tasks) == 1
         classifier = spec.tasks.get(0) == "binary" and single
@@ -276,6 +297,7 @@ def run_one(name: str, sizes: Sizes, bar) -> dict:
                 result["cascade_error"] = f"planner failed: {type(exc).__name__}: {exc}"
                 result["cascade_traceback"] = traceback.format_exc()
         result["planning_seconds"] = time.perf_counter() - t0
+        phases.done("plan")
         step()
         if cascade is not None:
             result["plan"] = cascade.explain()
@@ -298,6 +320,7 @@ def run_one(name: str, sizes: Sizes, bar) -> dict:
             else:
                 result["cascade_error"] = "planner chose no cascade: " + str(
                     cascade.report.no_cascade if cascade.report else "")
+            phases.done("cascade")
         if single and cascade is not None:
             py_top = _topk_python(spec.predict, spec, K)
             t_py = batch_seconds(py_top, spec.test, sizes.reps)
@@ -311,6 +334,7 @@ def run_one(name: str, sizes: Sizes, bar) -> dict:
                        filtered=cascade.topk_approx is not None,
                        stage2_rows=cascade.last_stats.get("stage2_rows"))
             result["topk"] = top
+            phases.done("topk")
         step()
     return result
 
