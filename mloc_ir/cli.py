@@ -2,6 +2,7 @@
 
     mloc explain pipeline.py:predict [--dot g.dot] [--png g.png]
     mloc compile pipeline.py:predict -o build/pipeline_fast
+    mloc compile pipeline.py:predict --train data.csv --label y --cascades --top-k 100 -o out
     mloc bench [NAME ...] [--quick]
 """
 from __future__ import annotations
@@ -64,7 +65,32 @@ def cmd_explain(args) -> int:
 def cmd_compile(args) -> int:
     from .api import compile as compile_pipeline
 
-    cp = compile_pipeline(args.pipeline, dtypes=_dtypes(args.dtype), threads=args.threads)
+    dtypes = _dtypes(args.dtype)
+    statistical = args.cascades or args.top_k is not None
+    if statistical and not args.train:
+        raise MlocError("--cascades and --top-k plan on labelled rows: give them with "
+                        "--train data.csv --label COLUMN")
+    if args.train and not statistical:
+        raise MlocError("--train is only used by --cascades and/or --top-k K")
+    if args.train and not args.label:
+        raise MlocError("--train needs --label COLUMN (the column holding each row's label)")
+    if not args.train and (args.label or args.positive or args.column or args.rows):
+        raise MlocError("--label, --positive, --column and --rows describe the --train file; "
+                        "give --train too")
+    if not statistical:
+        cp = compile_pipeline(args.pipeline, dtypes=dtypes, threads=args.threads)
+    else:
+        from .frontend import parse
+        from .training_data import read_training_csv
+
+        graph = parse(args.pipeline, dtypes=dtypes)  # to know how the file maps to parameters
+        positive = [v for part in args.positive or [] for v in part.split(",") if v != ""]
+        train = read_training_csv(graph, args.train, args.label, positive=positive,
+                                  columns=_pairs(args.column, "--column", "PARAM=COLUMN"),
+                                  rows=args.rows)
+        cp = compile_pipeline(args.pipeline, dtypes=dtypes, threads=args.threads, train=train,
+                              cascades=args.cascades, accuracy_target=args.accuracy_target,
+                              top_k=args.top_k)
     print(cp.explain())
     if args.output:
         out = cp.save(args.output)
@@ -72,14 +98,18 @@ def cmd_compile(args) -> int:
     return 0
 
 
-def _dtypes(pairs):
+def _pairs(pairs, flag: str, form: str) -> dict:
     out = {}
     for p in pairs or []:
-        if "=" not in p:
-            raise MlocError(f"--dtype takes NAME=DTYPE (e.g. age=i64), got {p!r}")
-        k, v = p.split("=", 1)
+        k, sep, v = p.partition("=")
+        if not sep or not k or not v:
+            raise MlocError(f"{flag} takes {form}, got {p!r}")
         out[k] = v
     return out
+
+
+def _dtypes(pairs):
+    return _pairs(pairs, "--dtype", "NAME=DTYPE (e.g. age=i64)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +130,21 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--threads", type=int, default=None, help="threads for large batches")
     co.add_argument("--dtype", action="append", metavar="NAME=DTYPE",
                     help="declare an input's dtype (f64, f32, i64, bool, str); repeatable")
+    st = co.add_argument_group("statistical optimizations (planned on labelled rows)")
+    st.add_argument("--train", metavar="CSV", help="labelled rows: a column per pipeline "
+                    "parameter (or the whole table for a DataFrame parameter) and a label column")
+    st.add_argument("--label", metavar="COLUMN", help="the label column of --train")
+    st.add_argument("--positive", action="append", metavar="V[,V...]",
+                    help="label values that count as 1 (the rest 0); default: labels as is")
+    st.add_argument("--column", action="append", metavar="PARAM=COLUMN",
+                    help="read parameter PARAM from COLUMN (default: the column named PARAM)")
+    st.add_argument("--rows", type=int, metavar="N", help="plan on a seeded sample of N rows")
+    st.add_argument("--cascades", action="store_true", help="answer confident rows with an "
+                    "approximate model on cheap feature groups")
+    st.add_argument("--accuracy-target", type=float, default=0.999, metavar="A",
+                    help="agreement with the exact pipeline the cascade must certify "
+                    "(default 0.999)")
+    st.add_argument("--top-k", type=int, metavar="K", help="plan a filter for top-K queries")
     co.set_defaults(run=cmd_compile)
     be = sub.add_parser("bench", help="run the benchmark suite (python -m bench) from a checkout")
     be.set_defaults(run=cmd_bench)
