@@ -141,9 +141,9 @@ class TextEmitter:
     def flags_of(self, c):
         b = self.fb.b
         if not hasattr(self, "_flags"):
-            idx, blocks = tu.two_level(tu.tables()["flags"].astype(np.uint32))
+            idx, blocks = tu.flag_blocks()
             self._flags = (self.fb.table("text.flags.index", idx, I16),
-                           self.fb.table("text.flags.blocks", blocks.astype(np.uint8), I8))
+                           self.fb.table("text.flags.blocks", blocks, I8))
         index, blocks = self._flags
         c64 = b.zext(c, I64)
         blk = b.zext(self.fb.load_at(index, b.lshr(c64, I64(8))), I64)
@@ -157,8 +157,7 @@ class TextEmitter:
         key = (spec.lowercase, spec.strip_accents)
         cache = self.__dict__.setdefault("_maps", {})
         if key not in cache:
-            m, pool = tu.mapping(*key)
-            idx, blocks = tu.two_level(m)
+            idx, blocks, pool = tu.map_blocks(*key)
             tag = f"text.map.{int(key[0])}.{key[1]}"
             cache[key] = (self.fb.table(f"{tag}.index", idx, I16),
                           self.fb.table(f"{tag}.blocks", blocks, I32),

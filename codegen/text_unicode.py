@@ -79,47 +79,124 @@ def _strip(s: str, mode) -> str:
     return "".join(ch for ch in nfkd if not unicodedata.combining(ch))
 
 
-def _generate() -> dict[str, np.ndarray]:
-    word = re.compile(r"\w")
+# -- generation ---------------------------------------------------------------------------------
+# Python's own functions run on one string holding every code point (each alone, or followed by
+# a probe), so the per-code-point work happens in CPython's C loops and NumPy; a loop over the
+# code points in Python took ~20 s of CPU.  Code points are kept apart by U+0000: no mapping
+# produces it, it is neither cased nor case-ignorable (so it bounds str.lower's final-sigma
+# context scan) and its canonical combining class is 0 (so NFKD never reorders across it).
+# Code point 0 itself is done on its own.  Results are *ragged* arrays: ``lens[cp]`` code
+# points for each code point, all of them one after another in ``flat``.
+
+ALL_CPS = np.arange(N_CODE_POINTS, dtype=np.uint32)
+
+
+def _code_points(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode("utf-32-le", "surrogatepass"), "<u4")
+
+
+def _text(cps: np.ndarray) -> str:
+    return np.ascontiguousarray(cps, "<u4").tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _segments(fn, before: tuple = (), after: tuple = ()) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged ``fn(before + chr(cp) + after)`` for every code point ``cp > 0`` (``fn`` maps
+    strings code point by code point, apart from the final-sigma context that U+0000 bounds)."""
+    width = 2 + len(before) + len(after)
+    parts = np.zeros((N_CODE_POINTS - 1, width), np.uint32)  # column 0: the separator
+    parts[:, 1:1 + len(before)] = before
+    parts[:, 1 + len(before)] = ALL_CPS[1:]
+    parts[:, 2 + len(before):] = after
+    out = _code_points(fn(_text(parts.ravel())))
+    seps = np.flatnonzero(out == 0)
+    if len(seps) != N_CODE_POINTS - 1:  # pragma: no cover - a mapping produced U+0000
+        raise RuntimeError(f"{fn} produced U+0000; the Unicode tables cannot be generated")
+    lens = np.diff(np.append(seps, len(out))) - 1
+    return lens, out[out != 0]
+
+
+def _each(fn) -> tuple[np.ndarray, np.ndarray]:
+    """Ragged ``fn(chr(cp))`` for every code point."""
+    lens, flat = _segments(fn)
+    first = _code_points(fn("\0"))
+    return np.append(len(first), lens), np.concatenate([first, flat])
+
+
+def _flags() -> np.ndarray:
+    chars = _text(ALL_CPS)
     flags = np.zeros(N_CODE_POINTS, np.uint8)
-    maps = {f"{low}-{mode}": np.zeros(N_CODE_POINTS, np.uint32)
-            for low in (0, 1) for mode in STRIP_MODES}
-    pools = {k: [] for k in maps}
-    for cp in range(N_CODE_POINTS):
-        c = chr(cp)
-        f = 0
-        if word.match(c):
-            f |= WORD
-        if c.isspace():
-            f |= SPACE
-        f |= _sigma_properties(c)
-        if c.upper() == c:
-            f |= UPPER_FIXED
-        if 0xD800 <= cp <= 0xDFFF:
-            f |= SURROGATE
-        flags[cp] = f
-        lowered = c.lower()
-        for low in (0, 1):
-            base = lowered if low else c
-            for mode in STRIP_MODES:
-                key = f"{low}-{mode}"
-                if mode is None:
-                    out = base
-                else:
-                    try:
-                        out = "".join(_strip(ch, mode) for ch in base)
-                    except UnicodeError:  # pragma: no cover - normalize accepts any str
-                        out = base
-                if len(out) == 1:
-                    maps[key][cp] = ord(out) + DELTA_BIAS - cp
-                else:
-                    pool = pools[key]
-                    maps[key][cp] = MULTI | (len(out) << 24) | len(pool)
-                    pool.extend(ord(ch) for ch in out)
-    out = {"flags": flags}
-    for key in maps:
-        out[f"map:{key}"] = maps[key]
-        out[f"pool:{key}"] = np.array(pools[key], np.uint32)
+    flags[_code_points(re.sub(r"\W", "\0", chars)) != 0] |= WORD  # what re's \w matches
+    flags[np.frombuffer(bytes(map(str.isspace, chars)), np.uint8) != 0] |= SPACE
+    ulens, uflat = _each(str.upper)
+    single = ulens == 1
+    fixed = np.zeros(N_CODE_POINTS, bool)
+    fixed[single] = uflat[(np.cumsum(ulens) - 1)[single]] == ALL_CPS[single]
+    flags[fixed] |= UPPER_FIXED
+    # _sigma_properties for every code point at once: is the probe's last code point final?
+    last = {}
+    for before in ((), (ord("A"),)):
+        lens, flat = _segments(str.lower, before, (CAPITAL_SIGMA,))
+        last[before] = flat[np.cumsum(lens) - 1] == FINAL_SIGMA
+    cased = last[()]
+    ignorable = ~cased & last[(ord("A"),)]
+    flags[1:][cased] |= CASED
+    flags[1:][ignorable] |= IGNORABLE
+    flags[0] |= _sigma_properties("\0")
+    flags[0xD800:0xE000] |= SURROGATE
+    return flags
+
+
+def _owners(lens: np.ndarray) -> np.ndarray:
+    """For each code point of a ragged array's ``flat``, the code point whose result it is."""
+    return np.repeat(np.arange(len(lens)), lens)
+
+
+def _keep(lens, flat, keep: np.ndarray):
+    """The ragged array with the code points where ``keep`` is false dropped."""
+    new_lens = np.bincount(_owners(lens)[keep], minlength=len(lens))
+    return new_lens, flat[keep]
+
+
+def _compose(lens, flat, table_lens, table_flat):
+    """Each code point of ``(lens, flat)`` replaced by its result in the ragged ``table``."""
+    starts = np.cumsum(table_lens) - table_lens
+    counts = table_lens[flat]
+    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    new_flat = table_flat[np.repeat(starts[flat], counts) + within]
+    new_lens = np.bincount(_owners(lens), weights=counts, minlength=len(lens)).astype(np.int64)
+    return new_lens, new_flat
+
+
+def _encode(lens, flat) -> tuple[np.ndarray, np.ndarray]:
+    """``(map, pool)`` of a ragged per-code-point result (see the module docstring)."""
+    lens = lens.astype(np.int64)
+    cps = ALL_CPS.astype(np.int64)
+    out = np.zeros(N_CODE_POINTS, np.uint32)
+    single = lens == 1
+    out[single] = flat[(np.cumsum(lens) - 1)[single]].astype(np.int64) + DELTA_BIAS - cps[single]
+    # the others (empty or longer results) go to the pool one after another, in code-point order
+    multi_lens = np.where(single, 0, lens)
+    offsets = np.cumsum(multi_lens) - multi_lens
+    out[~single] = (MULTI | (lens[~single] << 24) | offsets[~single]).astype(np.uint32)
+    return out, np.ascontiguousarray(flat[np.repeat(~single, lens)], np.uint32)
+
+
+def _generate() -> dict[str, np.ndarray]:
+    identity = (np.ones(N_CODE_POINTS, np.int64), ALL_CPS)
+    lowered = _each(str.lower)  # capital sigma: the kernel applies the context rule
+    nfkd = _each(lambda s: unicodedata.normalize("NFKD", s))
+    combining = np.frombuffer(bytes(map(unicodedata.combining, _text(ALL_CPS))), np.uint8)
+    stripped = {"ascii": _keep(*nfkd, nfkd[1] < 128),
+                "unicode": _keep(*nfkd, combining[nfkd[1]] == 0)}
+    results = {(0, None): identity, (1, None): lowered}
+    for mode, table in stripped.items():
+        results[(0, mode)] = table
+        results[(1, mode)] = _compose(*lowered, *table)  # lower, then strip each code point
+    out = {"flags": _flags()}
+    for low in (0, 1):
+        for mode in STRIP_MODES:
+            key = f"{low}-{mode}"
+            out[f"map:{key}"], out[f"pool:{key}"] = _encode(*results[(low, mode)])
     return out
 
 
@@ -145,10 +222,26 @@ def tables() -> dict[str, np.ndarray]:
 
 
 def two_level(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(index, blocks)`` with ``values[cp] == blocks[index[cp >> 8] * 256 + (cp & 255)]``."""
-    blocks = values.reshape(-1, BLOCK)
-    uniq, inverse = np.unique(blocks, axis=0, return_inverse=True)
-    return inverse.astype(np.uint16).ravel(), np.ascontiguousarray(uniq.ravel())
+    """``(index, blocks)`` with ``values[cp] == blocks[index[cp >> 8] * 256 + (cp & 255)]``;
+    blocks in order of first use."""
+    rows = values.reshape(-1, BLOCK)
+    first: dict[bytes, int] = {}
+    index = np.array([first.setdefault(r.tobytes(), len(first)) for r in rows], np.uint16)
+    uniq = np.unique(index, return_index=True)[1]  # each block's first row, in block order
+    return index, np.ascontiguousarray(rows[uniq].ravel())
+
+
+@functools.lru_cache(maxsize=None)
+def flag_blocks() -> tuple[np.ndarray, np.ndarray]:
+    """:func:`two_level` of the flags (u16 index, u8 blocks)."""
+    return two_level(tables()["flags"])
+
+
+@functools.lru_cache(maxsize=None)
+def map_blocks(lowercase: bool, strip) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(index, blocks, pool)``: :func:`two_level` of :func:`mapping` and its pool."""
+    m, pool = mapping(lowercase, strip)
+    return (*two_level(m), pool)
 
 
 def mapping(lowercase: bool, strip) -> tuple[np.ndarray, np.ndarray]:
@@ -167,6 +260,7 @@ def sigma_results(strip) -> tuple[list[int], list[int]]:
     return tuple([ord(c) for c in _strip(ch, strip)] for ch in ("\u03c3", "\u03c2"))
 
 
+@functools.lru_cache(maxsize=None)
 def max_expansion(lowercase: bool, strip) -> int:
     """The longest sequence one code point maps to (buffers are sized by it)."""
     m, _ = mapping(lowercase, strip)
