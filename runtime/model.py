@@ -57,7 +57,9 @@ def _as_rows(X, n_features: int, dtype=np.float64) -> np.ndarray:
         if X.dtype.kind not in "biuf":
             raise TypeError(f"X must hold real numbers; got dtype {X.dtype}")
         # float64: exact for float32 and integers below 2**53; float32: rounds to nearest
-        X = X.astype(dtype)
+        # (values beyond float32's range become +-inf, as IEEE rounding says: no warning)
+        with np.errstate(over="ignore"):
+            X = X.astype(dtype)
     size = dtype.itemsize
     if X.strides[1] != size or X.strides[0] < 0 or X.strides[0] % size:
         X = np.ascontiguousarray(X)
