@@ -316,7 +316,11 @@ def describe(graph, p: Plan) -> str:
             lines.append("  materialises " + ", ".join(f"%{graph[i].name}" for i in s.outputs))
         if s.kind == "host":
             for i in s.nodes:
-                lines.append(f"  %{graph[i].name} on the host: {p.host_reasons[i]}")
+                text = graph[i].attrs.get("text_kernel")  # set by codegen.text_rewrite
+                if text:  # native code, called from the host stage (the GIL released)
+                    lines.append(f"  %{graph[i].name}: {text}")
+                else:
+                    lines.append(f"  %{graph[i].name} on the host: {p.host_reasons[i]}")
         for i, head in getattr(s, "finish", {}).items():
             lines.append(f"  %{graph[i].name}: features and model fused, {head.method} head "
                          f"on the host: {head.reason}")

@@ -16,6 +16,11 @@ Runs on a copy of a verified graph before planning (``codegen.pipeline.compile_p
 
 What does not compile (a callable analyzer, a regex count, a non-linear model on sparse input)
 is left as it was and runs on the host; ``graph.meta["text_host"]`` says why.
+
+Every node this pass creates or changes carries ``attrs["text_kernel"]``, a one-line
+description of its native text kernel (``codegen.pipeline_plan.describe`` prints it instead of
+the generic reason a ``pycall`` runs on the host).  ``threads`` is the number of threads each
+kernel may split a large batch over (None: one per core, like ``mloc_ir.compile``).
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from .text_spec import HostOnly
 _NUMERIC = ("bool", "i64", "f32", "f64")
 
 
-def lower_text(graph):
+def lower_text(graph, threads: int | None = 1):
     """A rewritten copy of ``graph`` (``graph`` itself when nothing changes)."""
     from .text_cpython import layout
     if layout() is None or not any(n.op in ("vectorize",) or n.op.startswith("str_")
@@ -37,9 +42,9 @@ def lower_text(graph):
         return graph
     g = graph.copy()
     reasons = {}
-    _fuse_models(g, reasons)
-    _native_vectorizers(g, reasons)
-    _stats(g, reasons)
+    _fuse_models(g, reasons, threads)
+    _native_vectorizers(g, reasons, threads)
+    _stats(g, reasons, threads)
     from passes.dce import dce
     dce(g)
     g.meta["text_host"] = reasons
@@ -51,7 +56,7 @@ def _is_str_col(g, nid):
     return t.shape == "col" and t.dtype == "str"
 
 
-def _fuse_models(g, reasons):
+def _fuse_models(g, reasons, threads):
     from .text_runtime import FusedTextLinear
     for m in g.find("model"):
         x = g[m.args[0]]
@@ -77,30 +82,31 @@ def _fuse_models(g, reasons):
                 break
         if why is None:
             try:
-                fused = FusedTextLinear(parts, m.attrs["model"].obj, m.attrs["method"])
+                fused = FusedTextLinear(parts, m.attrs["model"].obj, m.attrs["method"], threads)
             except HostOnly as exc:
                 why = str(exc)
         if why is not None:
             reasons[m.name] = why
             continue
         label = f"native text kernel: {m.attrs['model'].name}.{m.attrs['method']}"
-        new = g.add("pycall", args, {"fn": Ref(label, fused), "qualname": label}, m.type,
+        new = g.add("pycall", args, {"fn": Ref(label, fused), "qualname": label,
+                                     "text_kernel": fused.describe()}, m.type,
                     name=f"{m.name}_native", loc=m.loc)
         g.replace_uses(m.id, new.id)
 
 
-def _native_vectorizers(g, reasons):
+def _native_vectorizers(g, reasons, threads):
     from .text_runtime import NativeVectorizer
     for v in g.find("vectorize"):
         ref = v.attrs["vectorizer"]
-        if isinstance(ref.obj, NativeVectorizer):
-            continue
+        obj = ref.obj.vectorizer if isinstance(ref.obj, NativeVectorizer) else ref.obj
         try:
-            native = NativeVectorizer(ref.obj)
+            native = NativeVectorizer(obj, threads)
         except HostOnly as exc:
             reasons[v.name] = str(exc)
             continue
         v.attrs["vectorizer"] = Ref(ref.name, native)
+        v.attrs["text_kernel"] = native.describe()
 
 
 def _host_stat(kind: str, sub: str, s: str):
@@ -150,7 +156,7 @@ def _stat_of(g, node):
     return kind, sub, src, partial(_host_stat, kind, sub)
 
 
-def _stats(g, reasons):
+def _stats(g, reasons, threads):
     from .text_runtime import TextStats
     by_source: dict[int, list] = {}
     for node in g.nodes():
@@ -160,12 +166,13 @@ def _stats(g, reasons):
     for src, items in by_source.items():
         try:
             kernel = TextStats([(k, s) for _, (k, s, _, _) in items],
-                               [fn for _, (_, _, _, fn) in items])
+                               [fn for _, (_, _, _, fn) in items], threads)
         except HostOnly as exc:  # pragma: no cover - only without a known str layout
             reasons[g[src].name] = str(exc)
             continue
         label = f"native text statistics of {g[src].name}"
-        stats = g.add("pycall", [src], {"fn": Ref(label, kernel), "qualname": label},
+        stats = g.add("pycall", [src], {"fn": Ref(label, kernel), "qualname": label,
+                                        "text_kernel": kernel.describe()},
                       Type.row(len(items), "i64"), name=f"{g[src].name}_stats")
         for i, (node, (kind, *_)) in enumerate(items):
             col = g.add("column", [stats.id], {"index": i}, Type.col("i64"),

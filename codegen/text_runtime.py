@@ -13,6 +13,10 @@ Kernels are compiled once per object (through the on-disk compile cache, keyed b
 and called through ctypes, which releases the GIL.  Scratch buffers are reused between calls
 (one set per concurrent call); a kernel that finds a buffer too small returns early and is
 called again, from the row it stopped at, with a bigger one.
+
+Each object has a ``threads`` count: a batch large enough to be worth it is split into row
+ranges run at once on the shared pool (``runtime.pool``), each range with its own scratch
+buffers and outputs, joined in row order, so the result does not depend on ``threads``.
 """
 from __future__ import annotations
 
@@ -25,10 +29,49 @@ import numpy as np
 
 from .text_cpython import layout as str_layout
 from .text_kernel import SCRATCH_FIXED, TextEmitter, scratch_sizes
-from .text_spec import HostOnly, vectorizer_spec
+from .text_spec import HostOnly, summary, vectorizer_spec
 
 PROTO = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 INITIAL_CAP = 1024
+#: Fewest rows a thread gets of a vectorizer (or fused) kernel: a tweet through two vectorizers
+#: takes ~10-30 us of CPU, a hand-off to a pool thread ~20-50 us, so 128 rows (a few ms) make
+#: the hand-off negligible.
+MIN_ROWS_PER_THREAD = 128
+#: The same for the string statistics kernel (~0.1-0.5 us per row).
+MIN_STATS_ROWS_PER_THREAD = 32768
+
+
+def _ranges(n: int, threads: int, min_rows: int) -> list:
+    """Row ranges for ``threads`` (one range when called from a pool thread: waiting there
+    for other pool threads could wait for ever)."""
+    from runtime.pool import split
+    if threads <= 1 or threading.current_thread().name.startswith("mloc"):
+        return [(0, n)]
+    return split(n, threads, min_rows)
+
+
+def _run(fn, ranges: list, threads: int) -> list:
+    """``[fn(start, stop) for each range]``, the ranges run at once on the shared pool."""
+    from runtime.pool import run_chunks
+    results = [None] * len(ranges)
+
+    def part(start, stop):
+        results[ranges.index((start, stop))] = fn(start, stop)
+    run_chunks(part, ranges, threads)
+    return results
+
+
+def _on_threads(threads: int) -> str:
+    return f"; large batches split over {threads} threads" if threads > 1 else ""
+
+
+def _threads(threads) -> int:
+    """``threads`` as a count: None means one per core (like ``mloc_ir.compile``)."""
+    from runtime.pool import default_threads
+    n = default_threads() if threads is None else int(threads)
+    if n < 1:
+        raise ValueError(f"threads must be at least 1, got {threads!r}")
+    return n
 
 
 def _compile(build, symbol: str):
@@ -146,19 +189,24 @@ class NativeVectorizer:
     compile (the reason is the message).
     """
 
-    def __init__(self, vectorizer):
+    def __init__(self, vectorizer, threads: int | None = 1):
         if str_layout() is None:
             raise HostOnly("this Python's str layout is not one the kernels read")
         self.vectorizer = vectorizer
         self.spec = vectorizer_spec(vectorizer)
+        self.threads = _threads(threads)
         self._kernel = None
         self._lock = threading.Lock()
 
     def __getstate__(self):
-        return {"vectorizer": self.vectorizer}
+        return {"vectorizer": self.vectorizer, "threads": self.threads}
 
     def __setstate__(self, state):
-        self.__init__(state["vectorizer"])
+        self.__init__(state["vectorizer"], state.get("threads", 1))
+
+    def describe(self) -> str:
+        """What the kernel computes, in one line (for ``explain()``)."""
+        return f"native text kernel: {summary(self.spec)}, CSR rows{_on_threads(self.threads)}"
 
     @property
     def kernel(self) -> _Kernel:
@@ -174,34 +222,26 @@ class NativeVectorizer:
                 self._pool = _Pool(lambda: _Scratch(self.spec, INITIAL_CAP))
             return self._kernel
 
-    def transform(self, texts):
-        import scipy.sparse as sp
-        from sklearn.utils._sparse import _align_api_if_sparse
-        if isinstance(texts, str):
-            return self.vectorizer.transform(texts)  # scikit-learn's error
-        docs = as_objects(texts)
-        n = len(docs)
-        if n == 0:  # scikit-learn's own empty result (HashingVectorizer raises StopIteration)
-            return self.vectorizer.transform(docs)
+    def _rows(self, docs, start: int, stop: int, flags, nnz):
+        """Rows ``start:stop`` through the kernel: ``flags`` and ``nnz`` of those rows are set,
+        their CSR indices and values returned."""
         kernel = self.kernel
         scratch = self._pool.take()
         try:
-            flags = np.zeros(n, np.uint8)
-            nnz = np.zeros(n, np.int64)
             need = np.zeros(2, np.int64)
             pos = np.zeros(1, np.int64)
-            out_cap = max(64, 48 * n)
+            out_cap = max(64, 48 * (stop - start))
             out_idx = np.empty(out_cap, np.int32)
             out_val = np.empty(out_cap, np.float64)
-            row = 0
-            while row < n:
+            row = start
+            while row < stop:
                 ctx = kernel.ctx({"str_type": str_layout().str_type, "flags": _addr(flags),
                                   "need": _addr(need), "cap": scratch.cap, "objs0": _addr(docs),
                                   "nnz": _addr(nnz), "out_idx": _addr(out_idx),
                                   "out_val": _addr(out_val), "out_cap": out_cap,
                                   "out_pos": _addr(pos), **_scratch_slots("v0", scratch)})
-                row = kernel.fn(_addr(ctx), row, n)
-                if row < n:
+                row = kernel.fn(_addr(ctx), row, stop)
+                if row < stop:
                     if need[0] > scratch.cap:
                         scratch = scratch.grown(int(max(need[0], 2 * scratch.cap)))
                     if need[1] > out_cap:
@@ -212,10 +252,25 @@ class NativeVectorizer:
         finally:
             self._pool.give(scratch)
         total = int(pos[0])
+        return out_idx[:total], out_val[:total]
+
+    def transform(self, texts):
+        import scipy.sparse as sp
+        from sklearn.utils._sparse import _align_api_if_sparse
+        if isinstance(texts, str):
+            return self.vectorizer.transform(texts)  # scikit-learn's error
+        docs = as_objects(texts)
+        n = len(docs)
+        if n == 0:  # scikit-learn's own empty result (HashingVectorizer raises StopIteration)
+            return self.vectorizer.transform(docs)
+        flags = np.zeros(n, np.uint8)
+        nnz = np.zeros(n, np.int64)
+        ranges = _ranges(n, self.threads, MIN_ROWS_PER_THREAD)
+        parts = _run(lambda a, b: self._rows(docs, a, b, flags, nnz), ranges, self.threads)
         indptr = np.zeros(n + 1, np.int64)
         np.cumsum(nnz, out=indptr[1:])
-        indices = out_idx[:total].copy()
-        data = out_val[:total].astype(self.spec.dtype)
+        indices = np.concatenate([p[0] for p in parts])
+        data = np.concatenate([p[1] for p in parts]).astype(self.spec.dtype, copy=False)
         rows = np.flatnonzero(flags)
         if len(rows):
             host = self.vectorizer.transform(docs[rows])
@@ -236,13 +291,14 @@ class FusedTextLinear:
     column (``width`` 1) or ``(n, width)`` matrix for a dense part.
     """
 
-    def __init__(self, parts, model, method: str):
+    def __init__(self, parts, model, method: str, threads: int | None = 1):
         from .sklearn_linear import linear_from_sklearn
         if str_layout() is None:
             raise HostOnly("this Python's str layout is not one the kernels read")
         self.parts = list(parts)
         self.model = model
         self.method = method
+        self.threads = _threads(threads)
         self.specs = {}
         for i, (kind, obj) in enumerate(self.parts):
             if kind == "text":
@@ -262,10 +318,19 @@ class FusedTextLinear:
         self._lock = threading.Lock()
 
     def __getstate__(self):
-        return {"parts": self.parts, "model": self.model, "method": self.method}
+        return {"parts": self.parts, "model": self.model, "method": self.method,
+                "threads": self.threads}
 
     def __setstate__(self, state):
-        self.__init__(state["parts"], state["model"], state["method"])
+        self.__init__(state["parts"], state["model"], state["method"], state.get("threads", 1))
+
+    def describe(self) -> str:
+        """What the kernel computes, in one line (for ``explain()``)."""
+        parts = [summary(self.specs[i]) if k == "text" else f"{w} dense column(s)"
+                 for i, (k, w) in enumerate(self.parts)]
+        return (f"native text kernel: {type(self.model).__name__}.{self.method} fused with "
+                f"{' + '.join(parts)} (no sparse matrix is built; the {self.method} head on "
+                f"the raw scores in NumPy){_on_threads(self.threads)}")
 
     @property
     def kernel(self) -> _Kernel:
@@ -284,6 +349,27 @@ class FusedTextLinear:
                 self._pool = _Pool(lambda: {i: _Scratch(s, INITIAL_CAP)
                                             for i, s in self.specs.items()})
             return self._kernel
+
+    def _rows(self, kernel, values, raw, flags, start: int, stop: int) -> None:
+        """Raw scores and flags of rows ``start:stop``."""
+        need = np.zeros(2, np.int64)
+        scratch = self._pool.take()
+        try:
+            row = start
+            while row < stop:
+                slots = {"str_type": str_layout().str_type, "flags": _addr(flags),
+                         "need": _addr(need), "cap": min(s.cap for s in scratch.values())
+                         if scratch else 0, "raw": _addr(raw), **values}
+                for i, s in scratch.items():
+                    slots.update(_scratch_slots(f"v{i}", s))
+                ctx = kernel.ctx(slots)
+                row = kernel.fn(_addr(ctx), row, stop)
+                if row < stop:
+                    cap = int(need[0])
+                    scratch = {i: s.grown(max(cap, 2 * s.cap)) for i, s in scratch.items()}
+                    need[:] = 0
+        finally:
+            self._pool.give(scratch)
 
     def raw(self, *args):
         """Raw scores ``(n, n_outputs)`` and the flagged rows."""
@@ -313,24 +399,8 @@ class FusedTextLinear:
         K = self.linear.n_outputs
         raw = np.empty((n, K), np.float64)
         flags = np.zeros(n, np.uint8)
-        need = np.zeros(2, np.int64)
-        scratch = self._pool.take()
-        try:
-            row = 0
-            while row < n:
-                slots = {"str_type": str_layout().str_type, "flags": _addr(flags),
-                         "need": _addr(need), "cap": min(s.cap for s in scratch.values())
-                         if scratch else 0, "raw": _addr(raw), **values}
-                for i, s in scratch.items():
-                    slots.update(_scratch_slots(f"v{i}", s))
-                ctx = kernel.ctx(slots)
-                row = kernel.fn(_addr(ctx), row, n)
-                if row < n:
-                    cap = int(need[0])
-                    scratch = {i: s.grown(max(cap, 2 * s.cap)) for i, s in scratch.items()}
-                    need[:] = 0
-        finally:
-            self._pool.give(scratch)
+        ranges = _ranges(n, self.threads, MIN_ROWS_PER_THREAD)
+        _run(lambda a, b: self._rows(kernel, values, raw, flags, a, b), ranges, self.threads)
         return raw, np.flatnonzero(flags), keep
 
     def __call__(self, *args):
@@ -366,19 +436,25 @@ class TextStats:
     Rows that are not ``str`` objects get each statistic from ``host_fns`` (Python's own
     string methods, which raise what the pipeline would raise)."""
 
-    def __init__(self, stats, host_fns):
+    def __init__(self, stats, host_fns, threads: int | None = 1):
         if str_layout() is None:
             raise HostOnly("this Python's str layout is not one the kernels read")
         self.stats = [(k, s) for k, s in stats]
         self.host_fns = list(host_fns)
+        self.threads = _threads(threads)
         self._kernel = None
         self._lock = threading.Lock()
 
     def __getstate__(self):
-        return {"stats": self.stats, "host_fns": self.host_fns}
+        return {"stats": self.stats, "host_fns": self.host_fns, "threads": self.threads}
 
     def __setstate__(self, state):
-        self.__init__(state["stats"], state["host_fns"])
+        self.__init__(state["stats"], state["host_fns"], state.get("threads", 1))
+
+    def describe(self) -> str:
+        """What the kernel computes, in one line (for ``explain()``)."""
+        stats = ", ".join(k if not s else f"{k}({s!r})" for k, s in self.stats)
+        return f"native text kernel: string statistics {stats}{_on_threads(self.threads)}"
 
     @property
     def kernel(self) -> _Kernel:
@@ -402,8 +478,9 @@ class TextStats:
             slots = {"str_type": str_layout().str_type, "flags": _addr(flags), "need": 0,
                      "cap": 0, "objs0": _addr(docs)}
             slots.update({f"out{i}": _addr(o) for i, o in enumerate(outs)})
-            ctx = kernel.ctx(slots)
-            kernel.fn(_addr(ctx), 0, n)
+            ctx = kernel.ctx(slots)  # read-only for the kernel: shared by the ranges
+            _run(lambda a, b: kernel.fn(_addr(ctx), a, b),
+                 _ranges(n, self.threads, MIN_STATS_ROWS_PER_THREAD), self.threads)
         result = np.empty((n, len(self.stats)), np.int64)
         for i, o in enumerate(outs):
             result[:, i] = o

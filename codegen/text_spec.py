@@ -133,3 +133,35 @@ def log_table() -> np.ndarray:
     out = np.log(k)
     out += 1.0
     return out
+
+
+_KIND_NAMES = {"count": "CountVectorizer", "tfidf": "TfidfVectorizer",
+               "hashing": "HashingVectorizer"}
+
+
+def summary(spec: VectorizerSpec) -> str:
+    """One line saying what the kernel computes, e.g. ``TfidfVectorizer(char 2-6-grams, 30000
+    terms, lowercase, sublinear tf, idf, l2)`` (for ``explain()``)."""
+    lo, hi = spec.ngram_range
+    grams = f"{lo}-gram" if lo == hi else f"{lo}-{hi}-gram"
+    bits = [f"{spec.analyzer} {grams}s"]
+    if spec.kind == "hashing":
+        sign = "signed" if spec.alternate_sign else "unsigned"
+        bits.append(f"{spec.n_features} MurmurHash3 buckets, {sign}")
+    else:
+        bits.append(f"{len(spec.vocabulary)} terms")
+    if spec.lowercase:
+        bits.append("lowercase")
+    if spec.strip_accents:
+        bits.append(f"strip_accents={spec.strip_accents}")
+    if spec.stop_words:
+        bits.append(f"{len(spec.stop_words)} stop words")
+    if spec.binary:
+        bits.append("binary")
+    if spec.sublinear_tf:
+        bits.append("sublinear tf")
+    if spec.idf is not None:
+        bits.append("idf")
+    if spec.kind != "count":
+        bits.append(f"norm={spec.norm}")
+    return f"{_KIND_NAMES[spec.kind]}({', '.join(bits)})"

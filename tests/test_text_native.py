@@ -303,3 +303,88 @@ def test_stats_non_str_rows_use_python():
     assert got[1].tolist() == [int(fn(S("AB"))) for fn in _STAT_FNS]
     with pytest.raises(TypeError):
         stats_kernel()(np.array(["ab", None], dtype=object))
+
+
+# -- threads ------------------------------------------------------------------------------------------
+
+class _Spy:
+    """Stands in for a kernel's ctypes function: records the row ranges and threads of calls."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.calls = []
+
+    def __call__(self, ctx, begin, end):
+        import threading
+        self.calls.append((begin, end, threading.current_thread().name))
+        return self.fn(ctx, begin, end)
+
+
+def _spied(obj):
+    spy = _Spy(obj.kernel.fn)
+    obj.kernel.fn = spy
+    return spy
+
+
+@pytest.fixture
+def small_split(monkeypatch):
+    """Split batches from a few rows on, so a test corpus is split."""
+    import codegen.text_runtime as tr
+    monkeypatch.setattr(tr, "MIN_ROWS_PER_THREAD", 8)
+    monkeypatch.setattr(tr, "MIN_STATS_ROWS_PER_THREAD", 8)
+
+
+def _threaded_docs():
+    """The corpus with rows the kernel hands to scikit-learn, and a long row that makes one
+    range grow its buffers, in both halves."""
+    docs = list(CORPUS[:120])
+    docs[5] = b"bytes row"
+    docs[100] = "ΣΑ ab " * 2000
+    docs[110] = " ".join(["ok"] * (LOG_TABLE_SIZE + 5))
+    return np.array(docs, dtype=object)
+
+
+@pytest.mark.parametrize("name", ["tfidf_word12_sublinear", "tfidf_char14_l1", "hashing_word"])
+def test_transform_threads_identical(small_split, name):
+    v, _ = native(name)
+    nv = NativeVectorizer(v, threads=2)
+    spy = _spied(nv)
+    docs = _threaded_docs()
+    assert_same_matrix(v.transform(docs), nv.transform(docs))
+    assert {(0, 60), (60, 120)} <= {(a, b) for a, b, _ in spy.calls}  # (then restarts)
+    assert any(t.startswith("mloc") for *_, t in spy.calls)  # one range ran on the pool
+    assert_same_matrix(v.transform(docs[:3]), nv.transform(docs[:3]))  # too few rows: 1 range
+
+
+def test_fused_threads_identical(fused_setup, small_split):
+    word, char, models, _ = fused_setup
+    docs = _threaded_docs()
+    dense = np.random.default_rng(1).normal(size=(len(docs), 3))
+    for name in ("logreg_multi", "ridge"):
+        model, method = models[name]
+        one = FusedTextLinear([("text", word), ("text", char), ("dense", 3)], model, method)
+        two = FusedTextLinear([("text", word), ("text", char), ("dense", 3)], model, method,
+                              threads=2)
+        spy = _spied(two)
+        got = two(docs, docs, dense)
+        assert np.array_equal(got, one(docs, docs, dense))
+        assert np.array_equal(got, _expected(word, char, model, method, docs, dense))
+        assert any(t.startswith("mloc") for *_, t in spy.calls)
+        assert "split over 2 threads" in two.describe()
+
+
+def test_stats_threads_identical(small_split):
+    docs = np.array([d for d in CORPUS[:100]] + [np.str_("x")], dtype=object)
+    two = TextStats(STATS, _STAT_FNS, threads=2)
+    spy = _spied(two)
+    assert np.array_equal(two(docs), stats_kernel()(docs))
+    assert len({(a, b) for a, b, _ in spy.calls}) == 2
+
+
+def test_threads_must_be_positive():
+    v, _ = native("count_word")
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        NativeVectorizer(v, threads=0)
+    assert NativeVectorizer(v, threads=None).threads >= 1  # one per core
+    again = pickle.loads(pickle.dumps(NativeVectorizer(v, threads=2)))
+    assert again.threads == 2
