@@ -494,7 +494,8 @@ class StageEmitter:
 
 _BINARY = {"add", "sub", "mul", "div", "floordiv", "mod", "pow", "lt", "le", "gt", "ge", "eq",
            "ne", "bitand", "bitor", "bitxor", "minimum", "maximum"}
-_UNARY = {"neg", "invert", "log", "log1p", "exp", "sqrt", "abs", "floor", "ceil", "sign", "isnan"}
+_UNARY = {"neg", "invert", "log", "log1p", "exp", "log10", "log2", "expm1", "sqrt", "abs", "floor",
+          "ceil", "sign", "isnan"}
 
 
 def emit_stage(module: ir.Module, graph, plan, stage, name: str, block_rows: int | None = None):

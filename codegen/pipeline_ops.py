@@ -21,11 +21,12 @@ Where NumPy's behaviour is not plain IEEE/LLVM arithmetic it is written out here
 * ``round(x, d)``: ``rint(x * 10**d) / 10**d`` for ``d >= 0`` and ``rint(x / 10**-d) * 10**-d``
   otherwise, in the value's dtype; integers with ``d >= 0`` are unchanged, integers with
   ``d < 0`` go through float64 and back.
-* ``log``, ``exp``, ``log1p`` call the C library (``log``/``logf``...), ``pow`` too.  On the
-  development machine (glibc, AVX2) float64 ``log/exp/log1p/pow`` and float32 ``log1p/pow`` match
-  NumPy bit for bit; float32 ``log`` and ``exp`` do not: NumPy uses its own AVX2 SIMD
-  approximations, which differ from ``logf``/``expf`` in ~3% / ~8% of random inputs by at most
-  3 / 2 ulp.  ``sqrt`` is exact everywhere.
+* ``log``, ``exp``, ``log1p``, ``log10``, ``log2``, ``expm1`` call the C library
+  (``log``/``logf``...), ``pow`` too.  On the development machine (glibc, AVX2) the float64
+  ones and float32 ``log1p/pow`` match NumPy bit for bit (property-tested); float32 ``log`` and
+  ``exp`` do not: NumPy uses its own AVX2 SIMD approximations, which differ from
+  ``logf``/``expf`` in ~3% / ~8% of random inputs by at most 3 / 2 ulp (float32 ``log10``,
+  ``log2``, ``expm1`` are tested within the same 3 ulp).  ``sqrt`` is exact everywhere.
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ _UFUNC = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.true_
           "ne": np.not_equal, "bitand": np.bitwise_and, "bitor": np.bitwise_or,
           "bitxor": np.bitwise_xor, "minimum": np.minimum, "maximum": np.maximum,
           "neg": np.negative, "invert": np.invert, "log": np.log, "log1p": np.log1p,
-          "exp": np.exp, "sqrt": np.sqrt, "abs": np.absolute, "floor": np.floor,
+          "exp": np.exp, "log10": np.log10, "log2": np.log2, "expm1": np.expm1,
+          "sqrt": np.sqrt, "abs": np.absolute, "floor": np.floor,
           "ceil": np.ceil, "sign": np.sign, "isnan": np.isnan}
 
 
@@ -306,7 +308,7 @@ class Ops:
             if not fl:
                 raise Unsupported("sqrt in an integer loop")
             return b.call(self.intrinsic("llvm.sqrt", ty), [x])
-        if op in ("log", "exp", "log1p"):
+        if op in ("log", "exp", "log1p", "log10", "log2", "expm1"):
             if not fl:
                 raise Unsupported(f"{op} in an integer loop")
             return b.call(self.libm(op, ty), [x])

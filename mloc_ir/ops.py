@@ -60,6 +60,8 @@ for _name, _np, _doc in [
 for _name, _np, _doc in [
     ("neg", "negative", "-a"), ("invert", "invert", "~a (logical not on bool)"),
     ("log", "log", "natural log"), ("log1p", "log1p", "log(1 + a)"), ("exp", "exp", "e ** a"),
+    ("log10", "log10", "base-10 log"), ("log2", "log2", "base-2 log"),
+    ("expm1", "expm1", "e ** a - 1"),
     ("sqrt", "sqrt", "square root"), ("abs", "absolute", "|a|"), ("floor", "floor", "floor"),
     ("ceil", "ceil", "ceiling"), ("sign", "sign", "-1, 0 or 1 (NaN stays NaN)"),
     ("isnan", "isnan", "a is NaN"),

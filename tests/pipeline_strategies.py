@@ -352,7 +352,8 @@ class _Builder:
         return self.typed(f"(-{a.code})")
 
     def unary_numpy(self, depth):
-        fn = self.pick(["log", "log1p", "exp", "sqrt", "abs", "floor", "ceil",
+        fn = self.pick(["log", "log1p", "exp", "sqrt", "abs", "floor", "ceil", "log10", "log2",
+                        "expm1", "square",
                                         "round", "sign", "nan_to_num", "absolute", "negative",
                                         "builtin_abs", "builtin_round"])
         a = self.num(depth)
@@ -611,7 +612,7 @@ class _Builder:
     # -- booleans -------------------------------------------------------------------------
     def boolean(self, depth) -> Expr:
         makers = [self.compare, self.compare, self.logic, self.invert, self.isnan,
-                  self.str_bool, self.comprehension_bool]
+                  self.str_bool, self.comprehension_bool, self.membership]
         if depth > 0:
             for _ in range(4):
                 e = self.pick(makers)(depth - 1)
@@ -633,6 +634,23 @@ class _Builder:
         if op.startswith("np."):
             return self.typed(f"{op}({a.code}, {b.code})")
         return self.typed(f"({a.code} {op} {b.code})")
+
+    def membership(self, depth):
+        """Series.isin / np.isin / Series.between on numbers."""
+        a = self.num(depth)
+        if a.sort == "bool":
+            return None
+        values = self.pick(["[1, 2.5]", "[0, -0.0, 3]", "[np.nan, 1]", "[]", "[True, 7]"])
+        form = self.draw(_ints(0, 2))
+        if form == 0 and a.kind == "pd":
+            return self.typed(f"{a.code}.isin({values})")
+        if form == 1 and a.kind == "pd":
+            lo, hi = self.bounds(a)
+            inclusive = self.pick(["", ", inclusive='neither'", ", inclusive='left'",
+                                   ", inclusive='right'", ", inclusive='both'"])
+            return self.typed(f"{a.code}.between({lo}, {hi}{inclusive})")
+        values = values.replace("True", "1")  # np.isin([True, ...]) would be a bool array
+        return self.typed(f"np.isin({a.code}, {values})")
 
     def invert(self, depth):
         a = self.boolean(depth)

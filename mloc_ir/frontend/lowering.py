@@ -215,9 +215,14 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
             if not t.is_elementwise:
                 self.type_error(f"{op} applied to a {t} value; element-wise ops take columns")
         strs = [v for v in vals if self.type_of(v).dtype == "str"]
+        if op == "add" and strs and len(strs) == len(vals):
+            # string concatenation (a + "_" + b): NumPy's add on object arrays is Python's +
+            shape = "scalar" if all(self.type_of(v).shape == "scalar" for v in vals) else "col"
+            return self.emit(op, vals, attrs, Type(shape, "str"))
         if strs and op not in ("eq", "ne"):
             self.type_error(f"{op} applied to a string value",
-                            hint="string columns support ==, !=, string methods and lookups")
+                            hint="string columns support ==, !=, + (concatenation), string methods and "
+                                 "lookups")
         for v in vals:  # an undeclared column compared with a string is a string column
             if strs and self.node(v).meta.get("pending_dtype"):
                 self.want_str(v, op)

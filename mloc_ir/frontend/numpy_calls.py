@@ -4,6 +4,7 @@ casts, and assembling columns into 2-D inputs (``np.column_stack/hstack/stack``)
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -28,6 +29,18 @@ class NumpyCalls:
             if len(args) != 2:
                 self.fail(f"np.{fname} with {len(args)} arguments")
             return self.py_or_node(_BINARY_NUMPY[fname], args)
+        if fname == "square":
+            self.check_kwargs(kwargs, (), "np.square")
+            if len(args) != 1:
+                self.fail(f"np.square with {len(args)} arguments")
+            return self.py_or_node("mul", [args[0], args[0]])  # x * x, bit for bit
+        if fname == "isin":
+            self.check_kwargs(kwargs, (), "np.isin")
+            if len(args) != 2:
+                self.fail("np.isin with other than (column, values)")
+            return self.isin(self.as_val(args[0]), args[1], "np.isin", nan_matches=False)
+        if fname == "select":
+            return self.select(args, kwargs)
         if fname in ("isinf", "isfinite", "isposinf", "isneginf"):
             x = self.as_val(args[0])
             if self.type_of(x).dtype not in ("f64", "f32"):
@@ -95,6 +108,97 @@ class NumpyCalls:
             return self.cast(self.as_val(args[0]), _DTYPE_WORDS.get(fname.rstrip("_"), "f64"))
         self.fail(f"np.{fname}", hint="see the README's pipeline language for the NumPy "
                   "functions mloc compiles; unknown user functions run as opaque Python")
+
+    def isin(self, v: Val, values, what: str, nan_matches: bool = True) -> Val:
+        """``x.isin(values)``: a lookup into ``{value: True}`` (Python's key equality, as
+        pandas' hash tables use: 1 matches 1.0 and True).  pandas matches NaN to NaN
+        (``nan_matches``, done with ``isnan``); ``np.isin`` compares with ``==``, so NaN
+        matches nothing there."""
+        from ..printer import Ref
+        items = values.obj if isinstance(values, Py) else None
+        if isinstance(values, tuple) and all(isinstance(x, Py) for x in values):
+            items = [x.obj for x in values]  # a literal list
+        if isinstance(items, (set, frozenset)) and not nan_matches:
+            self.fail("np.isin of a set (NumPy takes a set as one object, so nothing matches)",
+                      hint="np.isin(x, list(VALUES)) or np.isin(x, [1, 2, 3])")
+        if isinstance(items, (set, frozenset, dict)):
+            items = list(items)
+        if isinstance(items, np.ndarray):
+            items = items.tolist()
+        if not isinstance(items, (list, tuple)) or not all(
+                isinstance(x, (bool, int, float, str, np.generic)) for x in items):
+            self.fail(f"{what} of something other than a constant list of numbers or strings",
+                      hint=f"{what}([1, 2, 3]) or a module-level list/set constant")
+        items = [x.item() if isinstance(x, np.generic) else x for x in items]
+        if not nan_matches and len({isinstance(x, str) for x in items}) > 1:
+            self.fail("np.isin of a list mixing strings and numbers (NumPy makes it a string "
+                      "array)", hint="only numbers, or only strings")
+        strings = [x for x in items if isinstance(x, str)]
+        pending = self.node(v).meta.get("pending_dtype")
+        if self.type_of(v).dtype == "str" or (pending and strings):
+            self.want_str(v, what)
+            items = strings  # a string never equals a number
+        else:
+            self.want_numeric(v, what)
+            items = [x for x in items if not isinstance(x, str)]
+        is_str = self.type_of(v).dtype == "str"
+        has_nan = nan_matches and any(isinstance(x, float) and math.isnan(x) for x in items)
+        table = {x: True for x in items if not (isinstance(x, float) and math.isnan(x))}
+        if table:
+            found = self.lookup(v, Ref("isin", table), False)
+        else:  # nothing to match: all False (x < x is False for every number, NaN included)
+            found = self.elementwise("ne" if is_str else "lt", [v, v])
+        if has_nan and self.type_of(v).dtype in ("f32", "f64"):
+            found = self.elementwise("bitor", [found, self.elementwise("isnan", [v])])
+        return found
+
+    def select(self, args, kwargs) -> Val:
+        """``np.select(conditions, choices, default=0)`` as nested ``where``s, each choice cast
+        first to the dtype np.select gives (found by running np.select on typed probes), so
+        the nested ``where``s cannot promote differently from np.select."""
+        self.check_kwargs(kwargs, ("default",), "np.select")
+        if not 2 <= len(args) <= 3:
+            self.fail("np.select with other than (conditions, choices[, default])")
+        conds = args[0].obj if isinstance(args[0], Py) else args[0]
+        choices = args[1].obj if isinstance(args[1], Py) else args[1]
+        if isinstance(choices, (tuple, list)):
+            choices = [Py(c) if not isinstance(c, (Py, Val)) else c for c in choices]
+        if not isinstance(conds, (tuple, list)) or not isinstance(choices, (tuple, list)):
+            self.fail("np.select with conditions or choices that are not literal lists",
+                      hint="np.select([cond1, cond2], [value1, value2], default)")
+        if len(conds) != len(choices) or not conds:
+            self.fail(f"np.select with {len(conds)} condition(s) and {len(choices)} choice(s)",
+                      hint="one choice per condition")
+        default = args[2] if len(args) > 2 else kwargs.get("default", Py(0))
+        conds = [self.as_val(c) if not isinstance(c, Val) else c for c in conds]
+        for c in conds:
+            if self.type_of(c).dtype != "bool":
+                self.type_error("np.select with a condition that is not boolean",
+                                hint="comparisons such as x > 0")
+        parts = [*choices, default]
+        probes = []  # np.select's own dtype rule, found by running it (scalars stay Python's)
+        for p in parts:
+            if isinstance(p, Py):
+                if not isinstance(p.obj, numbers.Number) or isinstance(p.obj, complex):
+                    self.fail("np.select with a choice that is not a number")
+                probes.append(p.obj)
+            else:
+                p = self.as_val(p)
+                self.want_numeric(p, "np.select")
+                probes.append(np.zeros(1, numpy_dtype(self.type_of(p).dtype)))
+        try:
+            found = np.select([np.ones(1, bool)] * len(choices), probes[:-1], default=probes[-1])
+            target = dtype_from_numpy(found.dtype)
+        except (TypeError, ValueError) as exc:
+            self.type_error(f"np.select refuses these choices: {exc}")
+        vals = [self.cast(self.as_val(p), target) if not isinstance(p, Py) else
+                self.const(np.asarray(p.obj).astype(numpy_dtype(target)).item()) for p in parts]
+        out = vals[-1]
+        for c, v in reversed(list(zip(conds, vals[:-1]))):
+            out = self.elementwise("where", [c, v, out], numpy_fn=np.where)
+        if self.type_of(out).dtype != target:
+            out = self.cast(out, target)
+        return out
 
     def truthy(self, v: Val) -> Val:
         if self.type_of(v).dtype == "bool":

@@ -35,10 +35,14 @@ class PandasCalls:
         args, kwargs = self.args_kwargs(node)
         if fname == "merge":
             return self.merge(args[0], args[1] if len(args) > 1 else kwargs.pop("right"), kwargs)
+        if fname == "Series":
+            if len(args) != 1 or set(kwargs) - {"name", "copy"}:
+                self.fail("pd.Series(...) with an index or dtype", hint="pd.Series(column)")
+            return self.as_val(args[0])  # the same column, to call Series methods on
         if fname in ("isna", "isnull", "notna", "notnull"):
             v = self.isna(self.as_val(args[0]))
             return self.elementwise("invert", [v]) if fname.startswith("not") else v
-        self.fail(f"pd.{fname}", hint="pd.merge(df, TABLE, on=key, how='left'), pd.isna")
+        self.fail(f"pd.{fname}", hint="pd.merge(df, TABLE, on=key, how='left'), pd.isna, pd.Series(column)")
 
     def isna(self, v: Val) -> Val:
         if self.type_of(v).dtype in ("f64", "f32"):
@@ -76,6 +80,33 @@ class PandasCalls:
             if t.dtype not in ("f64", "f32"):
                 return v  # only float columns hold NaN
             return self.where(self.isna(v), fill, v)
+        if name == "isin":
+            if len(args) != 1 or kwargs:
+                self.fail(".isin() with other than one list of values", hint=".isin([1, 2, 3])")
+            return self.isin(v, args[0], ".isin")
+        if name == "between":
+            return self.between(v, args, kwargs)
+        if name in ("where", "mask"):
+            if not args or len(args) > 2 or set(kwargs) - {"other"}:
+                self.fail(f".{name}() with other than (cond[, other])",
+                          hint=f"x.{name}(cond, other)")
+            cond = self.as_val(args[0])
+            if self.type_of(cond).dtype != "bool":
+                self.type_error(f".{name}() with a condition that is not boolean")
+            other = args[1] if len(args) > 1 else kwargs.get("other", Py(math.nan))
+            if t.dtype in ("i64", "bool"):
+                # pandas keeps an int/bool Series' dtype when no row is replaced and upcasts
+                # otherwise: the dtype would depend on the data, so only same-kind fills
+                want = bool if t.dtype == "bool" else int
+                o = other.obj if isinstance(other, Py) else None
+                if not (isinstance(o, want) and (want is bool or not isinstance(o, bool))):
+                    self.fail(f".{name}() on an {t.dtype} column with another kind of fill "
+                              "value (pandas' result dtype would depend on the data)",
+                              hint=f"x.astype(float).{name}(cond, other), or a fill value of "
+                                   f"the column's kind")
+            if name == "mask":
+                cond = self.elementwise("invert", [cond])
+            return self.where(cond, v, other)
         if name in ("isna", "isnull"):
             return self.isna(v)
         if name in ("notna", "notnull"):
@@ -107,8 +138,25 @@ class PandasCalls:
         if name in _MODEL_METHODS:
             self.fail(f".{name}() on a value; models are module-level objects")
         self.fail(f"the method .{name}() of a {t} value",
-                  hint="astype, abs, clip, round, fillna, isna, notna, map, apply, reshape, "
-                       ".str methods, to_numpy")
+                  hint="astype, abs, clip, round, fillna, isna, notna, isin, between, "
+                       "where, mask, map, apply, reshape, .str methods, to_numpy")
+
+    def between(self, v: Val, args, kwargs) -> Val:
+        """``x.between(left, right, inclusive="both")``: two comparisons (NaN is never between)."""
+        self.check_kwargs(kwargs, ("left", "right", "inclusive"), ".between")
+        left = args[0] if args else kwargs.get("left")
+        right = args[1] if len(args) > 1 else kwargs.get("right")
+        inclusive = args[2].obj if len(args) > 2 else self.kw_const(kwargs, "inclusive", "both")
+        if left is None or right is None:
+            self.fail(".between() without both bounds", hint="x.between(left, right)")
+        ops = {"both": ("ge", "le"), "neither": ("gt", "lt"), "left": ("ge", "lt"),
+               "right": ("gt", "le")}
+        if inclusive not in ops:
+            self.fail(f".between(inclusive={inclusive!r})",
+                      hint='inclusive="both", "neither", "left" or "right"')
+        lo_op, hi_op = ops[inclusive]
+        return self.elementwise("bitand", [self.py_or_node(lo_op, [v, left]),
+                                           self.py_or_node(hi_op, [v, right])])
 
     def string_method(self, v: Val, name, args, kwargs, element: bool):
         if name in _STR_METHODS_ELEMENT:

@@ -99,7 +99,7 @@ LOOP_HINT = ("vectorized NumPy/pandas ops on whole columns, or a per-element com
 # NumPy functions of one argument -> IR op
 _UNARY_NUMPY = {
     "log": "log", "log1p": "log1p", "exp": "exp", "sqrt": "sqrt", "abs": "abs",
-    "absolute": "abs", "fabs": "abs", "floor": "floor", "ceil": "ceil", "sign": "sign",
+    "log10": "log10", "log2": "log2", "expm1": "expm1", "absolute": "abs", "fabs": "abs", "floor": "floor", "ceil": "ceil", "sign": "sign",
     "isnan": "isnan", "negative": "neg", "invert": "invert",
 }
 
@@ -124,7 +124,7 @@ _NUMPY_OF_OP = {
     "ne": np.not_equal, "bitand": np.bitwise_and, "bitor": np.bitwise_or,
     "bitxor": np.bitwise_xor, "minimum": np.minimum, "maximum": np.maximum,
     "neg": np.negative, "invert": np.invert, "log": np.log, "log1p": np.log1p, "exp": np.exp,
-    "sqrt": np.sqrt, "abs": np.absolute, "floor": np.floor, "ceil": np.ceil, "sign": np.sign,
+    "log10": np.log10, "log2": np.log2, "expm1": np.expm1, "sqrt": np.sqrt, "abs": np.absolute, "floor": np.floor, "ceil": np.ceil, "sign": np.sign,
     "isnan": np.isnan,
 }
 
@@ -146,7 +146,7 @@ class SplitResult:
 
 _SERIES_METHODS = {"abs", "clip", "fillna", "astype", "map", "apply", "round", "isna", "notna",
                    "isnull", "notnull", "to_numpy", "reshape", "lower", "upper", "strip", "count",
-                   "startswith", "endswith", "split"}
+                   "startswith", "endswith", "split", "isin", "between", "where", "mask"}
 
 _OP_SYMBOL = {"bitand": "&", "bitor": "|", "bitxor": "^"}
 
