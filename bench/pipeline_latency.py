@@ -1,13 +1,17 @@
 """Batch-1 latency of a whole compiled pipeline (features + a 100-tree LightGBM model) against
 the original Python pipeline and against lleaves running the model alone.
 
-    python bench/pipeline_latency.py [--reps 2000]
+    python bench/pipeline_latency.py [--reps 20000] [--rounds 20]
 
 The pipeline is credit-style (ratios, a clipped difference, a per-category rate lookup, a log)
 feeding a 100-tree, 31-leaf binary model trained on credit data (``$MLOC_DATA_DIR/credit``) or,
 when that is absent, on synthetic data. lleaves runs in its own virtual environment
 (``$MLOC_LLEAVES_PYTHON``, default ``/tmp/lleaves-venv/bin/python``; skipped when missing) on
-the same model file and the same feature rows. Reports median and p99 microseconds per call.
+the same model file and the same feature rows. lleaves runs as a worker process that takes
+its calls in rounds, interleaved with the mloc pipeline's rounds, so both see the same load on
+a shared machine. Reports, per call, the median and p99 of wall time and the median of the
+calling thread's CPU time (``time.thread_time``; on a loaded machine the wall time also counts
+waiting for a core), in microseconds.
 """
 from __future__ import annotations
 
@@ -45,22 +49,25 @@ def predict(limit_bal, bill_1, bill_2, pay_1, education):
 '''
 
 LLEAVES_WORKER = '''
-import json, statistics, sys, time
+import json, sys, time
 import numpy as np, lleaves
-model_file, rows_file, reps = sys.argv[1], sys.argv[2], int(sys.argv[3])
+model_file, rows_file = sys.argv[1], sys.argv[2]
 t = time.perf_counter()
 m = lleaves.Model(model_file=model_file)
 m.compile()
-compile_s = time.perf_counter() - t
+print(json.dumps({"compile_s": time.perf_counter() - t}), flush=True)
 rows = np.load(rows_file)
-times = []
-for i in range(reps):
-    x = rows[i % len(rows)][None, :]
-    t = time.perf_counter()
-    m.predict(x, n_jobs=1)
-    times.append(time.perf_counter() - t)
-print(json.dumps({"median_us": statistics.median(times) * 1e6,
-                  "p99_us": float(np.percentile(times, 99)) * 1e6, "compile_s": compile_s}))
+i = 0
+for line in sys.stdin:  # one round per line: the number of calls to time
+    wall, cpu = [], []
+    for _ in range(int(line)):
+        x = rows[i % len(rows)][None, :]
+        i += 1
+        t, c = time.perf_counter(), time.thread_time()
+        m.predict(x, n_jobs=1)
+        cpu.append(time.thread_time() - c)
+        wall.append(time.perf_counter() - t)
+    print(json.dumps({"wall": wall, "cpu": cpu}), flush=True)
 '''
 
 
@@ -81,20 +88,72 @@ def training_data():
     return cols, y, "synthetic"
 
 
-def latency(fn, rows: list[dict], reps: int) -> tuple[float, float]:
-    fn(**rows[0])
-    times = []
-    for i in range(reps):
-        r = rows[i % len(rows)]
-        t = time.perf_counter()
-        fn(**r)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6, float(np.percentile(times, 99)) * 1e6
+class Timer:
+    """Per-call wall and thread CPU times of ``fn(**row)`` over rounds of calls."""
+
+    def __init__(self, fn, rows: list[dict]):
+        self.fn, self.rows, self.i = fn, rows, 0
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        fn(**rows[0])
+
+    def round(self, calls: int) -> None:
+        fn, rows = self.fn, self.rows
+        for _ in range(calls):
+            r = rows[self.i % len(rows)]
+            self.i += 1
+            t, c = time.perf_counter(), time.thread_time()
+            fn(**r)
+            self.cpu.append(time.thread_time() - c)
+            self.wall.append(time.perf_counter() - t)
+
+
+class LleavesTimer:
+    """The same rounds, run by lleaves in its own interpreter (see ``LLEAVES_WORKER``)."""
+
+    def __init__(self, python: str, work: Path, model_file: Path, feats: np.ndarray):
+        np.save(work / "rows.npy", feats)
+        (work / "lleaves_worker.py").write_text(textwrap.dedent(LLEAVES_WORKER))
+        self.proc = subprocess.Popen([python, str(work / "lleaves_worker.py"), str(model_file),
+                                      str(work / "rows.npy")], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.compile_s = json.loads(self._line())["compile_s"]
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.round(20)  # warm-up, dropped below
+        self.wall, self.cpu = [], []
+
+    def _line(self) -> str:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"lleaves worker exited with status {self.proc.wait()}")
+        return line
+
+    def round(self, calls: int) -> None:
+        self.proc.stdin.write(f"{calls}\n")
+        self.proc.stdin.flush()
+        got = json.loads(self._line())
+        self.wall += got["wall"]
+        self.cpu += got["cpu"]
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def summary(timer) -> dict:
+    """Median and p99 wall time and median thread CPU time per call, in microseconds."""
+    return {"median": statistics.median(timer.wall) * 1e6,
+            "p99": float(np.percentile(timer.wall, 99)) * 1e6,
+            "cpu_median": statistics.median(timer.cpu) * 1e6, "calls": len(timer.wall)}
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--reps", type=int, default=20000,
+                    help="timed calls per tool (the Python pipeline: 1/50 of them)")
+    ap.add_argument("--rounds", type=int, default=20,
+                    help="interleaved rounds the calls are cut into")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO))
     import lightgbm as lgb
@@ -129,32 +188,38 @@ def main(argv=None) -> int:
     for r in rows[:200]:
         np.testing.assert_array_equal(cp(**r), latency_pipeline.predict(**r))
 
-    with np.errstate(all="ignore"):
-        py_med, py_p99 = latency(latency_pipeline.predict, rows, max(200, args.reps // 10))
-    ml_med, ml_p99 = latency(cp, rows, args.reps)
-    result = {"data": source, "trees": 100, "compile_s": compile_s,
-              "python_us": {"median": py_med, "p99": py_p99},
-              "mloc_pipeline_us": {"median": ml_med, "p99": ml_p99}}
-
+    lleaves = None
     if Path(LLEAVES_PYTHON).exists():
-        np.save(work / "rows.npy", feats[:n])
-        (work / "lleaves_worker.py").write_text(textwrap.dedent(LLEAVES_WORKER))
-        out = subprocess.run([LLEAVES_PYTHON, str(work / "lleaves_worker.py"), str(model_file),
-                              str(work / "rows.npy"), str(args.reps)],
-                             capture_output=True, text=True, timeout=1800)
-        if out.returncode == 0:
-            result["lleaves_model_only_us"] = json.loads(out.stdout.strip().splitlines()[-1])
-        else:
-            print("lleaves failed:", out.stderr[-500:], file=sys.stderr)
+        try:
+            lleaves = LleavesTimer(LLEAVES_PYTHON, work, model_file, feats[:n])
+        except (OSError, RuntimeError, ValueError) as exc:
+            print(f"lleaves failed: {exc}", file=sys.stderr)
     else:
         print(f"lleaves skipped: no interpreter at {LLEAVES_PYTHON}", file=sys.stderr)
+    python, mloc = Timer(latency_pipeline.predict, rows), Timer(cp, rows)
+    rounds = max(1, args.rounds)
+    with np.errstate(all="ignore"):
+        for _ in range(rounds):  # interleaved: every tool sees the same machine load
+            python.round(max(1, args.reps // 50 // rounds))
+            mloc.round(max(1, args.reps // rounds))
+            if lleaves is not None:
+                lleaves.round(max(1, args.reps // rounds))
+    result = {"data": source, "trees": 100, "compile_s": compile_s, "rounds": rounds,
+              "python_us": summary(python), "mloc_pipeline_us": summary(mloc)}
+    if lleaves is not None:
+        lleaves.close()
+        result["lleaves_model_only_us"] = {**summary(lleaves), "compile_s": lleaves.compile_s}
 
     print(json.dumps(result, indent=1))
-    print(f"\nbatch-1 median: Python pipeline {py_med:.1f} us, mloc pipeline {ml_med:.1f} us "
-          f"({py_med / ml_med:.1f}x)")
-    if "lleaves_model_only_us" in result:
-        ll = result["lleaves_model_only_us"]["median_us"]
-        print(f"lleaves, model alone: {ll:.1f} us (mloc whole pipeline / lleaves model = {ml_med / ll:.2f})")
+    py, ml = result["python_us"], result["mloc_pipeline_us"]
+    print(f"\nbatch-1 median wall (CPU): Python pipeline {py['median']:.1f} "
+          f"({py['cpu_median']:.1f}) us, mloc pipeline {ml['median']:.1f} ({ml['cpu_median']:.1f}) "
+          f"us ({py['median'] / ml['median']:.0f}x)")
+    if lleaves is not None:
+        ll = result["lleaves_model_only_us"]
+        print(f"lleaves, model alone: {ll['median']:.1f} ({ll['cpu_median']:.1f}) us "
+              f"(mloc whole pipeline / lleaves model = {ml['median'] / ll['median']:.2f} wall, "
+              f"{ml['cpu_median'] / ll['cpu_median']:.2f} CPU)")
     out_dir = REPO / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "pipeline_latency.json").write_text(json.dumps(result, indent=1))

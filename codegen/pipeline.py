@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import pickle
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from mloc_ir.errors import InputError, MlocError
-from mloc_ir.interpreter import bind_inputs, run_node
+from mloc_ir.interpreter import InputBinder, run_node
 from mloc_ir.types import numpy_dtype
 from mloc_ir.verify import verify
 
@@ -35,6 +36,7 @@ from .pipeline_ops import Unsupported
 from .pipeline_strkeys import string_inputs
 from runtime import cache as runtime_cache
 from runtime.host import run_host_stage
+from runtime.loader import ArrayCall
 from runtime.pool import get_pool
 
 STAGE_PROTO = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), ctypes.c_int64,
@@ -46,6 +48,10 @@ STAGE_PROTO = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), 
 MIN_NS_PER_THREAD = 250_000
 #: Until a stage has been timed, a batch is split only from this many rows on.
 UNTIMED_MIN_ROWS_PER_THREAD = 16384
+#: Calls of at most this many rows run on a stage's preallocated argument buffers (``_Staging``)
+#: when those take at most ``MAX_STAGED_BYTES``.
+MAX_STAGED_ROWS = 64
+MAX_STAGED_BYTES = 1 << 16
 FORMAT_VERSION = 1
 _ERRORS = {1: "Integers to negative integer powers are not allowed."}
 
@@ -114,10 +120,44 @@ def compile_pipeline(graph, *, threads: int | None = None, block_rows: int | Non
 # Running
 
 
+def _address(a: np.ndarray) -> int:
+    """The data address of an array (~2 us: NumPy builds the whole interface dict)."""
+    return a.__array_interface__["data"][0]
+
+
+class _Staging:
+    """Argument buffers of a native stage, allocated once, for calls of at most ``rows`` rows.
+
+    Reading an array's data address from Python costs ~2 us, more than copying a few rows, so a
+    small call copies its inputs into these buffers (whose addresses, and the kernel's pointer
+    array, are computed once), runs the kernel on them and copies the outputs out into fresh
+    arrays: what the caller gets is never a view of a buffer the next call overwrites.  The
+    buffers are shared by every thread calling the pipeline, so a call uses them only while
+    holding ``lock`` (taken without waiting; a concurrent call uses fresh arrays instead).
+    """
+
+    def __init__(self, layouts: list, n_ptrs: int, ptr_type, rows: int):
+        self.rows = rows
+        self.lock = threading.Lock()
+        self.buffers = [None if lay is None else
+                        np.zeros((rows,) if lay[1] is None else (rows, lay[1]), dtype=lay[0])
+                        for lay in layouts]  # None: a str key column (its address is per call)
+        self.ptrs = ptr_type(*[0 if b is None else _address(b) for b in self.buffers])
+        assert len(self.buffers) == n_ptrs
+        self._views: dict[int, list] = {}
+
+    def views(self, n: int) -> list:
+        """``buffer[:n]`` of every argument (made once per ``n``)."""
+        v = self._views.get(n)
+        if v is None:
+            v = self._views[n] = [None if b is None else b[:n] for b in self.buffers]
+        return v
+
+
 class _NativeStage:
     """A loaded native stage: its callable and the array layout of its arguments."""
 
-    def __init__(self, graph, stage, fn):
+    def __init__(self, graph, stage, fn, address: int | None = None):
         self.stage = stage
         self.fn = fn
         self.strkeys = string_inputs(graph, stage)  # str key columns, encoded per call
@@ -128,6 +168,29 @@ class _NativeStage:
         for nid in list(stage.inputs) + list(stage.outputs):
             dt, width = pipeline_plan.value_layout(graph, stage, nid)
             self.layout[nid] = (numpy_dtype(dt), width)
+        # per call: (node, dtype, width, str key encoder or None), in argument order
+        self._inputs = [(nid, *self.layout[nid], self.strkeys.get(nid)) for nid in stage.inputs]
+        self._outputs = [(nid, *self.layout[nid]) for nid in stage.outputs]
+        self.finish = list(getattr(stage, "finish", {}).items())
+        self.staging = self._make_staging()
+        # one native call that checks the arrays and reads their addresses (runtime.loader);
+        # str key columns need their per-call encoding, so those stages take the Python path
+        self.array_call = None
+        if address is not None and not self.strkeys and self.n_ptrs:
+            self.array_call = ArrayCall.create(
+                address, [(dt, w, False) for _, dt, w, _ in self._inputs]
+                + [(dt, w, True) for _, dt, w in self._outputs])
+        self._input_ids = [nid for nid, *_ in self._inputs]
+
+    def _make_staging(self) -> _Staging | None:
+        row_bytes = sum(np.dtype(dt).itemsize * (w or 1) for nid, (dt, w) in self.layout.items()
+                        if nid not in self.strkeys)
+        rows = min(MAX_STAGED_ROWS, MAX_STAGED_BYTES // max(row_bytes, 1))
+        if rows < 1 or self.n_ptrs == 0:
+            return None
+        layouts = [None if enc is not None else (dt, w) for _, dt, w, enc in self._inputs]
+        layouts += [(dt, w) for _, dt, w in self._outputs]
+        return _Staging(layouts, self.n_ptrs, self.ptr_type, rows)
 
     def _parts(self, n: int, threads: int) -> int:
         """How many threads a batch of ``n`` rows is worth."""
@@ -138,27 +201,86 @@ class _NativeStage:
         return max(1, min(threads, int(self.ns_per_row * n // MIN_NS_PER_THREAD)))
 
     def run(self, env, n, threads):
+        """Compute the stage's outputs into ``env`` for ``n`` rows of its inputs."""
+        if self.array_call is not None and n > 0 and self._parts(n, threads) == 1 \
+                and self._run_arrays(env, n):
+            pass
+        elif (st := self.staging) is not None and 0 < n <= st.rows and st.lock.acquire(False):
+            try:
+                self._run_staged(env, n, threads, st)
+            finally:
+                st.lock.release()
+        else:
+            self._run_direct(env, n, threads)
+        for nid, finish in self.finish:
+            env[nid] = finish(env[nid])  # a model's head on its fused raw scores
+
+    def _run_arrays(self, env, n) -> bool:
+        """Run through ``array_call`` on fresh output arrays; False (nothing ran, ``env``
+        untouched) when an input is not already a C-contiguous array of its layout."""
+        outs = [np.empty(n if w is None else (n, w), dtype=dt) for _, dt, w in self._outputs]
+        arrays = tuple([env[nid] for nid in self._input_ids] + outs)
+        if n < 64:  # smaller calls would time the call overhead, not the rows
+            status = self.array_call(arrays, n)
+        else:
+            t0 = time.perf_counter_ns()
+            status = self.array_call(arrays, n)
+            self.ns_per_row = (time.perf_counter_ns() - t0) / n
+        if status < 0:
+            return False
+        if status:
+            raise ValueError(_ERRORS.get(status, f"native stage failed with status {status}"))
+        for (nid, _, _), out in zip(self._outputs, outs):
+            env[nid] = out
+        return True
+
+    @staticmethod
+    def _input(env, nid, dt):
+        """``env[nid]`` as a C-contiguous array of ``dt`` (converted once, kept in ``env``)."""
+        a = env[nid]
+        if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous):
+            a = env[nid] = np.ascontiguousarray(a, dtype=dt)
+        return a
+
+    def _run_staged(self, env, n, threads, st: _Staging):
+        views = st.views(n)
+        keep = []  # what the str columns' pointers point to, alive until the call returns
+        for i, (nid, dt, width, enc) in enumerate(self._inputs):
+            if enc is not None:
+                st.ptrs[i] = enc.address(env, n, keep)
+                continue
+            a = env[nid]
+            view = views[i]
+            if not (isinstance(a, np.ndarray) and a.dtype == dt):
+                a = self._input(env, nid, dt)  # the copy below needs no contiguity
+            if a.shape != view.shape:
+                raise InputError(f"stage input %{nid} has shape {a.shape}, expected {view.shape}")
+            view[...] = a
+        self._call(st.ptrs, n, threads)
+        for (nid, _, _), view in zip(self._outputs, views[len(self._inputs):]):
+            env[nid] = view.copy()  # the caller's own array: the buffer is reused next call
+
+    def _run_direct(self, env, n, threads):
         addresses = []
         keep = []  # what the str columns' pointers point to, alive until the call returns
-        for nid in self.stage.inputs:
-            if nid in self.strkeys:
-                addresses.append(self.strkeys[nid].address(env, n, keep))
+        for nid, dt, width, enc in self._inputs:
+            if enc is not None:
+                addresses.append(enc.address(env, n, keep))
                 continue
-            dt, width = self.layout[nid]
-            a = env[nid]
-            if not (isinstance(a, np.ndarray) and a.dtype == dt and a.flags.c_contiguous):
-                a = env[nid] = np.ascontiguousarray(a, dtype=dt)
+            a = self._input(env, nid, dt)
             shape = (n,) if width is None else (n, width)
             if a.shape != shape:
                 raise InputError(f"stage input %{nid} has shape {a.shape}, expected {shape}")
-            addresses.append(a.__array_interface__["data"][0])
-        for nid in self.stage.outputs:
-            dt, width = self.layout[nid]
+            addresses.append(_address(a))
+        for nid, dt, width in self._outputs:
             out = env[nid] = np.empty((n,) if width is None else (n, width), dtype=dt)
-            addresses.append(out.__array_interface__["data"][0])
+            addresses.append(_address(out))
         if n == 0:
             return
-        ptrs = self.ptr_type(*addresses)
+        self._call(self.ptr_type(*addresses), n, threads)
+
+    def _call(self, ptrs, n, threads):
+        """Run the kernel over rows ``[0, n)``, split over threads when the batch is worth it."""
         parts = self._parts(n, threads)
         if parts <= 1:
             t0 = time.perf_counter_ns()
@@ -182,24 +304,6 @@ class _NativeStage:
             raise ValueError(_ERRORS.get(status, f"native stage failed with status {status}"))
 
 
-class _BindView:
-    """What ``bind_inputs`` reads of a graph, computed once: ``Graph.input_nodes()`` sorts the
-    whole graph topologically, which would dominate a one-row call."""
-
-    def __init__(self, graph):
-        self.name = graph.name
-        self.params = graph.params
-        self.meta = graph.meta
-        self._inputs = graph.input_nodes()
-        self._graph = graph
-
-    def input_nodes(self):
-        return self._inputs
-
-    def __getitem__(self, nid):
-        return self._graph[nid]
-
-
 class CompiledPipeline:
     """A compiled pipeline: call it with the original function's arguments."""
 
@@ -216,30 +320,39 @@ class CompiledPipeline:
             self._library = load(object_code, names)
             for s in plan.native_stages:
                 fn = self._library.function(f"mloc_{s.name}", STAGE_PROTO)
-                self._native[s.index] = _NativeStage(graph, s, fn)
+                self._native[s.index] = _NativeStage(
+                    graph, s, fn, self._library.addresses[f"mloc_{s.name}"])
         self.__name__ = graph.name
-        self._bind_view = _BindView(graph)
+        # what a call needs of the graph, computed once: a one-row call takes microseconds
+        self._bind = InputBinder(graph)
         self._order = graph.nodes()
+        self._steps = [(st, self._native.get(st.index)) for st in plan.stages]
+        self._outputs = list(graph.outputs)
+        # constants are read from ``env`` only by host stages, the empty-batch interpreter and
+        # returned values; native stages have them compiled in
+        self._consts = plan.consts if plan.consts and (
+            len(plan.native_stages) < len(plan.stages)
+            or any(o in plan.consts for o in graph.outputs)) else None
 
     def __call__(self, *args, **kwargs):
-        env = bind_inputs(self._bind_view, args, kwargs)
+        env = self._bind(args, kwargs)
         n = len(next(iter(env.values()))) if env else None
-        env.update(self.plan.consts)
+        if self._consts is not None:
+            env.update(self._consts)
         if n == 0:
             # nothing to compute; libraries have their own empty-batch quirks (LightGBM returns
             # shape (0,) for a multi-output model), so the interpreter's rules decide
+            env.update(self.plan.consts)
             return self._interpret(env)
-        for st in self.plan.stages:
-            if st.kind == "host":
+        for st, native in self._steps:
+            if native is None:
                 run_host_stage(self.graph, st.nodes, env)  # stores queried concurrently
                 continue
             if n is None:
                 n = len(env[st.inputs[0]]) if st.inputs else 0
-            self._native[st.index].run(env, n, self.threads)
-            for nid, finish in getattr(st, "finish", {}).items():
-                env[nid] = finish(env[nid])  # a model's head on its fused raw scores
-        outs = [env[o] for o in self.graph.outputs]
-        return outs[0] if len(outs) == 1 else tuple(outs)
+            native.run(env, n, self.threads)
+        outs = self._outputs
+        return env[outs[0]] if len(outs) == 1 else tuple(env[o] for o in outs)
 
     def _interpret(self, env):
         with np.errstate(all="ignore"):
