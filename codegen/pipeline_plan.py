@@ -319,8 +319,12 @@ def describe(graph, p: Plan) -> str:
                 text = graph[i].attrs.get("text_kernel")  # set by codegen.text_rewrite
                 if text:  # native code, called from the host stage (the GIL released)
                     lines.append(f"  %{graph[i].name}: {text}")
-                else:
-                    lines.append(f"  %{graph[i].name} on the host: {p.host_reasons[i]}")
+                    continue
+                line = f"  %{graph[i].name} on the host: {p.host_reasons[i]}"
+                no_text = graph.meta.get("text_host", {}).get(graph[i].name)
+                if no_text:  # why codegen.text_rewrite left it alone
+                    line += f" (no native text kernel: {no_text})"
+                lines.append(line)
         for i, head in getattr(s, "finish", {}).items():
             lines.append(f"  %{graph[i].name}: features and model fused, {head.method} head "
                          f"on the host: {head.reason}")

@@ -69,6 +69,20 @@ CONFIGS = {
     "hashing_word": lambda: HashingVectorizer(n_features=2 ** 8, ngram_range=(1, 2)),
     "hashing_char_nosign": lambda: HashingVectorizer(analyzer="char_wb", n_features=2 ** 12,
                                                      alternate_sign=False, norm="l1", binary=True),
+    "tfidf_binary_english": lambda: TfidfVectorizer(binary=True, stop_words="english",
+                                                    ngram_range=(1, 2)),
+    # 3 buckets: collisions everywhere, signs cancel into stored zeros; n_features not 2**k
+    "hashing_tiny_nonorm": lambda: HashingVectorizer(n_features=3, analyzer="char",
+                                                     ngram_range=(1, 2), norm=None),
+    # fixed vocabularies: terms absent from the documents, word 2-grams, columns out of order
+    "count_vocabulary_subset": lambda: CountVectorizer(
+        ngram_range=(1, 2), vocabulary={"cat": 3, "the cat": 0, "σοφός": 1, "missing": 2,
+                                        "ok": 4, "straße": 5}),
+    "tfidf_vocabulary_list": lambda: TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4),
+                                                     vocabulary=["ab", " ok", "😀😀", "zzz", "ca"]),
+    "count_char_nolower_strip": lambda: CountVectorizer(analyzer="char", lowercase=False,
+                                                        strip_accents="unicode",
+                                                        ngram_range=(1, 2)),
 }
 
 _NATIVE: dict = {}
@@ -144,6 +158,21 @@ def test_transform_drawn(name, docs):
             nv.transform(docs)
         return
     assert_same_matrix(expected, nv.transform(docs))
+
+
+def test_hashing_signs_cancel_into_stored_zeros():
+    """scikit-learn keeps a bucket whose +1 and -1 terms cancel as a stored 0.0; so does the
+    kernel (the corpus test compares the stored entries), and the corpus does hit that case."""
+    v, nv = native("hashing_tiny_nonorm")
+    X = nv.transform(CORPUS)
+    assert (X.data == 0).any() and (X.data < 0).any()
+    assert_same_matrix(v.transform(CORPUS), X)
+
+
+def test_vocabulary_subset_columns():
+    v, nv = native("count_vocabulary_subset")
+    X = nv.transform(["the cat the cat", "missing", "straße ok OK"])
+    assert X.toarray().tolist() == [[2, 0, 0, 2, 0, 0], [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 2, 1]]
 
 
 def test_host_rows_are_exact():
