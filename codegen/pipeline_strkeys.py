@@ -16,15 +16,27 @@ itself, to ``units``, ``starts``, ``lens`` and ``special``.  ``special`` holds, 
 dict lookup finds (``index.get(element, -1)`` with the table's own key objects, so identity,
 number equality and unhashable errors are the interpreter's).
 
-Fast path (every element is exactly ``str``, checked with ``operator.countOf`` over the types):
-one ``"\\0".join``, one UTF-32 encode, and the separators found with NumPy; if the column
-contains NUL characters the separators are ambiguous and the lengths come from ``len`` instead.
+Key columns repeat a few values, usually as the *same* objects (pandas' CSV reader and
+``take``/fancy indexing share them), so a column of more than ``SMALL`` rows is first
+deduplicated by object identity: the addresses of its elements (read from the object array's
+buffer) are factorized in one hashing pass in C, and only the distinct objects are type-checked
+and encoded; every row's ``starts``/``lens`` entry is its object's (rows share code units; the
+kernel only reads them).  Identity, not equality, so a ``np.str_`` equal to a ``str`` of the
+column still stays a special row; and the column (alive for the call) keeps every address
+unique to its object.  Special rows are numbered per distinct object, in order of first
+appearance, so equal numbers mean the same object and the same host answer.
+
+Encoding a list of ``str`` (the distinct objects, or a column without NumPy's help): one
+``"\\0".join``, one UTF-32 encode, and the separators found with NumPy; if the strings contain
+NUL characters the separators are ambiguous and the lengths come from ``len`` instead.
 Columns of at most ``SMALL`` rows (batch 1) skip NumPy: header, special entries, index and units
 are packed into one bytes object, whose address is the only one looked up.
 """
 from __future__ import annotations
 
+import ctypes
 import operator
+import sys
 from itertools import accumulate
 
 import numpy as np
@@ -85,7 +97,13 @@ def _encode(strings: list) -> tuple[np.ndarray, np.ndarray]:
 
 def encode_column(col) -> EncodedColumn:
     """Encode a 1-D object array (or list) of row keys; ``len(col) >= 1``."""
-    items = col.tolist() if isinstance(col, np.ndarray) else list(col)
+    if isinstance(col, np.ndarray) and col.dtype == object and col.ndim == 1 and len(col) > SMALL:
+        return _encode_distinct(np.ascontiguousarray(col))
+    return _encode_rows(col.tolist() if isinstance(col, np.ndarray) else list(col))
+
+
+def _encode_rows(items: list) -> EncodedColumn:
+    """Encode ``items`` row by row (special rows numbered in row order)."""
     n = len(items)
     if operator.countOf(map(type, items), str) == n:
         return EncodedColumn(*_encode(items), [])
@@ -96,6 +114,39 @@ def encode_column(col) -> EncodedColumn:
     units, index = _encode(items)
     index[n + np.array(odd)] = -1 - np.arange(len(odd), dtype=np.int64)
     return EncodedColumn(units, index, specials)
+
+
+def _encode_distinct(col: np.ndarray) -> EncodedColumn:
+    """Encode a contiguous object array through its distinct objects (module docstring)."""
+    n = len(col)
+    # the element pointers, viewed in place: ``col`` holds a reference to each object for as
+    # long as this view is used, so equal addresses are the same object
+    addresses = np.frombuffer((ctypes.c_ssize_t * n).from_address(col.ctypes.data),
+                              dtype=np.intp)
+    codes, first = _factorize(addresses)
+    distinct = col[first].tolist()
+    enc = _encode_rows(distinct)
+    index = np.empty(2 * n, dtype=np.int64)
+    np.take(enc.starts, codes, out=index[:n])
+    np.take(enc.lens, codes, out=index[n:])
+    return EncodedColumn(enc.units, index, enc.specials)
+
+
+def _factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, first)``: per value, the number of its distinct value (in order of first
+    appearance), and per distinct value the row where it first appears."""
+    pd = sys.modules.get("pandas")  # its hash table, when the caller has pandas loaded
+    if pd is not None:
+        codes, uniques = pd.factorize(values)
+        first = np.empty(len(uniques), dtype=np.intp)
+        # a reversed scatter leaves each distinct value's first row (NumPy assigns in order)
+        first[codes[::-1]] = np.arange(len(values) - 1, -1, -1, dtype=np.intp)
+        return codes, first
+    _, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # renumber by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[inverse.ravel()], first[order]
 
 
 class StageKeyInput:

@@ -323,6 +323,36 @@ def test_encoder_marks_rows_that_are_not_str():
     assert type(enc.specials[1]) is np.str_
 
 
+def test_long_columns_encode_each_distinct_object_once():
+    """Past ``SMALL`` rows a column is encoded through its distinct objects: rows holding the
+    same object share its code units, equal but distinct objects are encoded alike, and a
+    ``np.str_`` or NaN stays a special row (one number per object, in order of appearance)."""
+    import sys
+
+    import codegen.pipeline_strkeys as sk
+    a, b, nan2 = "flight", "".join(["fli", "ght"]), float("nan")
+    assert a == b and a is not b
+    base = [a, b, None, np.str_("flight"), NAN, "\0x", nan2, 7, a] * 6
+    col = _obj(base)
+    for pandas_loaded in (True, False):
+        saved = sys.modules.pop("pandas") if not pandas_loaded else None
+        try:
+            enc = encode_column(col)
+            strided = encode_column(_obj(base * 2)[::2])  # not contiguous: copied first
+        finally:
+            if saved is not None:
+                sys.modules["pandas"] = saved
+        assert len(base) > sk.SMALL
+        assert all(x is y or (type(y) is str and x == y) for x, y in zip(_decode(enc), base))
+        assert [type(x) for x in enc.specials] == [type(None), np.str_, float, float, int]
+        assert enc.specials[2] is NAN and enc.specials[3] is nan2
+        lens = enc.lens.tolist()
+        assert lens[:9] == [6, 6, -1, -2, -3, 2, -4, -5, 6]
+        assert enc.starts[0] == enc.starts[8] != enc.starts[1]  # same object, same units
+        back = _decode(strided)
+        assert all(x is y or (type(y) is str and x == y) for x, y in zip(back, (base * 2)[::2]))
+
+
 def _probe(table, s: str) -> int:
     """The kernel's probe, written in Python: the entry of ``s`` or -1."""
     units = np.frombuffer(s.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
