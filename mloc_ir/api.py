@@ -29,7 +29,9 @@ def compile(target, name: str | None = None, *, dtypes: dict[str, str] | None = 
     approximate model on cheap feature groups, agreeing with the exact pipeline on at least
     ``accuracy_target`` of rows with 95% confidence; ``top_k=K`` plans a filter for
     ``.top_k(K, ...)`` queries; ``approximate_trainer=(X, y) -> model`` replaces refitting
-    the user's model family. ``plan_options`` go to the planner (``passes.planner.Settings``).
+    (or distilling) the user's model family. The guarantee holds for rows like the ``train``
+    rows, so they must be rows the model was *not* trained on: on its own training rows a
+    model is surer than on new ones, and a threshold certified there can fall short. ``plan_options`` go to the planner (``passes.planner.Settings``).
     The result is then a ``runtime.cascade.CascadedPipeline``.
     """
     from codegen.pipeline import compile_pipeline

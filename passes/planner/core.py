@@ -2,16 +2,20 @@
 
 Steps (each measured, each reported by ``PlanReport.explain``):
 
-1. Rows are split once, seeded: *fit* rows train approximate models, *importance* rows
-   measure group importance, *calibration* rows choose thresholds and top-K ratios. The
-   calibration rows are used for nothing else, so the agreement bound holds for them.
+1. Rows are split once, seeded: *calibration* rows choose thresholds and top-K ratios and
+   are used for nothing else, so the agreement bound holds for them; every other row is a
+   *fit* row (approximate models, ``approx.choose``'s validation), and some of those also
+   measure group importance (of the user's model, which no fit row trained).
+   The bound holds for rows like the calibration rows: they must not be rows the user's
+   model was trained on (its answers there are surer than on the rows it will serve).
 2. Feature groups (``mloc_ir.groups``) and their cost per row on the backend that will run
    them; the full pipeline's cost on the same rows.
 3. Permutation importance of each group for the user's model.
 4. Candidate sets: knapsack on importance under several cost budgets.
-5. Per candidate: an approximate model refit on the chosen groups (the user's family and
-   parameters, or ``approximate_trainer``), its approximate graph (``passes.cascade``), the
-   lowest confidence threshold certifying ``accuracy_target`` (``threshold``; alpha split
+5. Per candidate: an approximate model on the chosen groups (the user's family, refit on
+   labels or distilled from the full model's probabilities, chosen on fit rows by
+   ``approx.choose``; or ``approximate_trainer``), its approximate graph
+   (``passes.cascade``), the lowest confidence threshold certifying ``accuracy_target`` (``threshold``; alpha split
    over candidates), its measured stage-1 cost, and the expected cost per row counting
    everything a row pays: stage 1 for all rows, the full pipeline again for unconfident rows.
    With ``top_k``, the candidate ratio K'/K (``passes.topk``) and the expected cost of a query.
@@ -35,11 +39,12 @@ from mloc_ir.ops import OPS
 from .. import topk as topk_mod
 from ..cascade import approximate_graph, chosen_parts, stack_type, subgraph, transform_chain, \
     with_confidence
+from . import approx as approx_mod
 from . import cost as cost_mod
 from .evaluate import bind, evaluate, take, unbind
 from .importance import permutation_importance
 from .knapsack import DEFAULT_BUDGETS, candidate_sets
-from .models import PlanError, confidence, default_trainer, find_model, predicted_class, \
+from .models import PlanError, as_probabilities, confidence, find_model, predicted_class, \
     task_of
 from .report import Candidate, GroupStat, PlanReport
 from .threshold import choose_threshold, rows_needed
@@ -139,24 +144,28 @@ def _check_graph(graph, s: Settings, info) -> None:
                             + ", ".join(str(graph[o].type) for o in graph.outputs))
 
 
-def _fit_approximate(graph, info, parts, chain, values, labels, trainer):
-    """Fit refitted transforms and the approximate model on the fit rows' chosen columns."""
+def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Settings):
+    """Refitted transforms and the approximate model (``approx.Choice``) on the fit rows'
+    chosen columns; ``fit_full``: the full model's (probabilities, classes) there."""
     node = Node(-1, "approx_X", "stack", tuple(parts), {}, stack_type(graph, parts))
     with np.errstate(all="ignore"):
         X = run_node(node, [values[p] for p in parts])
+    if hasattr(X, "tocsr") and not isinstance(X, np.ndarray):
+        X = X.tocsr()  # row selections while choosing
     fitted = []
     for tid in chain:
         from sklearn.base import clone
         t = clone(graph[tid].attrs["transformer"].obj).fit(X)
         X = t.transform(X)
         fitted.append(t)
-    try:
-        model = trainer(X, labels)
-    except Exception as exc:  # noqa: BLE001 -- the user's trainer or the model's own fit
-        raise PlanError(f"fitting the approximate model on {X.shape[0]} rows x {X.shape[1]} "
-                        f"columns failed: {type(exc).__name__}: {exc}") from exc
-    _check_approx_model(info, model)
-    return model, fitted
+    options = approx_mod.variants(info.model, s.approximate_trainer)
+    if fit_full is None:  # a regressor (top-K only): nothing to distil or to agree with
+        choice = approx_mod.choose(options[:1], X, labels, None, None, s.accuracy_target)
+    else:
+        choice = approx_mod.choose(options, X, labels, fit_full[0], fit_full[1],
+                                   s.accuracy_target, seed=s.seed)
+    _check_approx_model(info, choice.model)
+    return choice, fitted
 
 
 def _check_approx_model(info, model) -> None:
@@ -217,8 +226,9 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
     perm = rng.permutation(n)
     n_cal = int(n * s.calibration_fraction)
     cal, rest = np.sort(perm[:n_cal]), perm[n_cal:]
-    n_imp = min(s.importance_rows, len(rest) // 3)
-    imp, fit = np.sort(rest[:n_imp]), np.sort(rest[n_imp:])
+    n_imp = min(s.importance_rows, len(rest))
+    # importance is the user's model's, so its rows may also fit approximate models
+    imp, fit = np.sort(rest[:n_imp]), np.sort(rest)
     report.n_fit, report.n_importance, report.n_calibration = len(fit), len(imp), len(cal)
 
     # 2. groups, part values
@@ -283,7 +293,10 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
         bar.update(1)
         alpha_each = ALPHA / max(len(cands), 1)
         fit_values = {p: take(values[p], fit) for p in part_ids}
-        trainer = s.approximate_trainer or default_trainer(info.model)
+        fit_full = None
+        if info.is_classifier:  # the full model's answers on the fit rows, to distil from
+            proba = evaluate(probe, [probe.outputs[conf_out]], rows_of(fit))[0]
+            fit_full = (as_probabilities(proba), predicted_class(proba))
         chain, _ = transform_chain(graph, first)
         built = []  # per candidate: (approximate graph, runner or None)
         for frac, chosen in cands:
@@ -291,7 +304,8 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
                              float(sum(imp_mean[i] for i in chosen)))
             report.candidates.append(cand)
             ag, runner = _evaluate_candidate(graph, info, s, cand, [groups[i] for i in chosen],
-                                             chain, fit_values, label_pos, labels, fit, cal_cache,
+                                             chain, fit_values, fit_full, label_pos, labels, fit,
+                                             cal_cache,
                                              full_cal, full_class, conf_out, alpha_each,
                                              report, kw_time, len(timing), cal)
             built.append((ag, runner))
@@ -305,13 +319,16 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
     return planned
 
 
-def _evaluate_candidate(graph, info, s, cand, chosen_groups, chain, fit_values, label_pos,
-                        labels, fit, cal_cache, full_cal, full_class, conf_out, alpha_each,
-                        report, kw_time, n_time, cal):
+def _evaluate_candidate(graph, info, s, cand, chosen_groups, chain, fit_values, fit_full,
+                        label_pos, labels, fit, cal_cache, full_cal, full_class, conf_out,
+                        alpha_each, report, kw_time, n_time, cal):
     first = info.nodes[0]
     parts = chosen_parts(graph, first, chosen_groups)
-    model, fitted = _fit_approximate(graph, info, parts, chain, fit_values, labels[fit],
-                                     s.approximate_trainer or default_trainer(info.model))
+    choice, fitted = _fit_approximate(graph, info, parts, chain, fit_values, labels[fit],
+                                      fit_full, s)
+    model = choice.model
+    cand.approx_model = choice.name
+    cand.approx_scores = choice.scores
     ag = approximate_graph(graph, chosen_groups, model, transforms=fitted,
                            confidence=info.is_classifier)
     outs = evaluate(ag, ag.outputs, cal_cache)

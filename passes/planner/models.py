@@ -183,6 +183,7 @@ def default_trainer(model):
 
         def train_booster(X, y):
             return lgb.train(params, lgb.Dataset(X, np.asarray(y)), num_boost_round=rounds)
+        train_booster.params, train_booster.rounds = params, rounds  # for distillation
         return train_booster
     try:
         from sklearn.base import clone

@@ -33,6 +33,8 @@ class Candidate:
     topk_ratio: float | None = None  # K' / K certified on held-out rows
     topk_precision: float | None = None  # precision@K on all held-out rows at that ratio
     topk_speedup: float | None = None
+    approx_model: str = ""  # how the approximate model was trained (``approx.variants``)
+    approx_scores: dict = field(default_factory=dict)  # variant -> coverage on fit rows
     note: str = ""
 
 
@@ -92,6 +94,11 @@ class PlanReport:
         for i, c in enumerate(self.candidates):
             mark = "*" if i == self.cascade else ("k" if i == self.topk_candidate else " ")
             desc = f"   {mark}[{i}] budget {c.budget:.0%}: {{{', '.join(c.groups)}}}"
+            if c.approx_model:
+                desc += f"; model {c.approx_model}"
+                if len(c.approx_scores) > 1:
+                    desc += " (validation coverage " + ", ".join(
+                        f"{k} {v:.1%}" for k, v in c.approx_scores.items()) + ")"
             if c.stage1_cost is not None:
                 desc += f"; stage 1 {c.stage1_cost * us:.3f} us/row"
             if c.threshold is not None:
