@@ -15,6 +15,9 @@ def build_parser(parser=None):
                         help="small slices and small models, to check the suite runs")
     parser.add_argument("--out", default=None, help="results folder (default: bench/results)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--jobs", type=int, default=None,
+                        help="benchmarks run at once, each in its own process (default: 1; "
+                             "with --quick, one per core up to 2)")
     return parser
 
 
@@ -22,7 +25,8 @@ def main(argv=None) -> int:
     from . import report
     from .suite import run
     args = build_parser().parse_args(argv)
-    results = run(args.names, quick=args.quick, out_dir=args.out, progress=not args.no_progress)
+    results = run(args.names, quick=args.quick, out_dir=args.out, progress=not args.no_progress,
+                  jobs=args.jobs)
     print(report.summary_table(results))
     print(f"results in {args.out or report.RESULTS}")
     return 1 if any("error" in r for r in results.values()) else 0

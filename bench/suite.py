@@ -339,8 +339,43 @@ def run_one(name: str, sizes: Sizes, bar) -> dict:
     return result
 
 
-def run(names=None, *, quick=False, out_dir=None, progress=True) -> dict[str, dict]:
-    """Run the benchmarks ``names`` (default: all); write the results; return them."""
+#: most expensive first, so parallel workers finish together (measured: CPU seconds of --quick)
+_LONGEST_FIRST = ("flights", "flights-remote", "tweets", "credit", "taxi", "bank", "shoppers")
+STEPS_PER_BENCHMARK = 9
+
+
+def default_jobs(quick: bool) -> int:
+    """Benchmarks run at once: one for full runs (they measure speed, and a second benchmark
+    would share the cores); for ``--quick`` (which checks that everything runs, not speed) one
+    per core, at most two."""
+    return min(2, os.cpu_count() or 1) if quick else 1
+
+
+def run_guarded(name: str, sizes: Sizes, bar=None, quick: bool = False) -> dict:
+    """``run_one``, with a skipped or failed benchmark as a result instead of an exception."""
+    class _NoBar:
+        n = 0
+
+        def update(self, k):
+            self.n += k
+
+    bar = bar if bar is not None else _NoBar()
+    try:
+        result = run_one(name, sizes, bar)
+    except Skip as exc:
+        result = {"name": name, "skipped": str(exc)}
+    except Exception as exc:  # noqa: BLE001 -- one broken benchmark must not hide the rest
+        result = {"name": name, "error": f"{type(exc).__name__}: {exc}",
+                  "traceback": traceback.format_exc()}
+    result["quick"] = quick
+    return result
+
+
+def run(names=None, *, quick=False, out_dir=None, progress=True, jobs=None) -> dict[str, dict]:
+    """Run the benchmarks ``names`` (default: all); write the results; return them.
+
+    ``jobs`` > 1 runs that many benchmarks at once, each in its own process (default:
+    ``default_jobs(quick)``)."""
     from tqdm.auto import tqdm
 
     from . import report
@@ -349,27 +384,46 @@ def run(names=None, *, quick=False, out_dir=None, progress=True) -> dict[str, di
     if unknown:
         raise SystemExit(f"unknown benchmark(s) {', '.join(unknown)}; choose from "
                          f"{', '.join(BENCHMARKS)}")
+    jobs = default_jobs(quick) if jobs is None else jobs
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SystemExit(f"jobs must be a positive number of processes, got {jobs!r}")
     sizes = QUICK if quick else FULL
     if quick:
         os.environ.setdefault("MLOC_FAST_EXAMPLES", "1")  # small models (before any import)
     results = {}
-    steps_per = 9
-    with tqdm(total=steps_per * len(names), desc="mloc bench", unit="step",
+    with tqdm(total=STEPS_PER_BENCHMARK * len(names), desc="mloc bench", unit="step",
               disable=not progress) as bar:
-        for name in names:
-            bar.set_postfix_str(name)
-            start = bar.n
-            try:
-                results[name] = run_one(name, sizes, bar)
-            except Skip as exc:
-                results[name] = {"name": name, "skipped": str(exc)}
-            except Exception as exc:  # noqa: BLE001 -- one broken benchmark must not hide the rest
-                results[name] = {"name": name, "error": f"{type(exc).__name__}: {exc}",
-                                 "traceback": traceback.format_exc()}
-            bar.update(max(0, start + steps_per - bar.n))
-            results[name]["quick"] = quick
+        if jobs == 1 or len(names) == 1:
+            for name in names:
+                bar.set_postfix_str(name)
+                start = bar.n
+                results[name] = run_guarded(name, sizes, bar, quick)
+                bar.update(max(0, start + STEPS_PER_BENCHMARK - bar.n))
+        else:
+            results = _run_parallel(names, sizes, quick, jobs, bar)
     report.write(results, out_dir)
     return results
+
+
+def _run_parallel(names, sizes, quick, jobs, bar) -> dict[str, dict]:
+    """Each benchmark in a worker process (spawned: no threads or OpenMP state forked)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    order = sorted(names, key=lambda n: _LONGEST_FIRST.index(n))
+    done = {}
+    with ProcessPoolExecutor(max_workers=min(jobs, len(names)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(run_guarded, name, sizes, None, quick): name for name in order}
+        for f in as_completed(futures):
+            name = futures[f]
+            try:
+                done[name] = f.result()
+            except Exception as exc:  # noqa: BLE001 -- a worker that died (e.g. out of memory)
+                done[name] = {"name": name, "error": f"worker failed: {type(exc).__name__}: "
+                              f"{exc}", "quick": quick}
+            bar.set_postfix_str(name)
+            bar.update(STEPS_PER_BENCHMARK)
+    return {name: done[name] for name in names}
 
 
 def geometric_mean(xs):

@@ -1,6 +1,7 @@
-"""The benchmark suite runs end to end (``python -m bench --quick``, small slices and models),
-so it cannot rot: every benchmark whose data is here produces results in which mloc's exact
-variant reproduces the original pipeline, and the summary and plots are written."""
+"""The benchmark suite runs end to end (``python -m bench --quick``, small slices and models,
+two benchmarks at a time in worker processes), so it cannot rot: every benchmark whose data is
+here produces results in which mloc's exact variant reproduces the original pipeline, every
+variant ran, and the summary and plots are written."""
 from __future__ import annotations
 
 import json
@@ -36,7 +37,9 @@ def test_quick_benchmarks_run_and_mloc_is_exact(quick_results):
             print(f"{name}: {r['skipped']}")  # data or redis-server missing here
             continue
         ran += 1
+        assert "error" not in r, r.get("traceback", r.get("error"))
         assert r["variants"]["mloc"]["identical"], name
+        assert set(r["phase_seconds"]) >= {"load", "python", "compile", "mloc", "plan"}
         assert r["variants"]["python"]["rows_per_second"] > 0
         assert r["variants"]["mloc"]["latency_us"]["p99"] > 0
         assert r["compile_seconds"] > 0
@@ -53,3 +56,10 @@ def test_unknown_benchmark_is_a_clear_error():
                           text=True, timeout=120)
     assert proc.returncode != 0
     assert "unknown benchmark(s) nope; choose from credit" in proc.stderr
+
+
+def test_jobs_must_be_positive():
+    proc = subprocess.run([sys.executable, "-m", "bench", "credit", "--jobs", "0"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "jobs must be a positive number of processes, got 0" in proc.stderr
