@@ -100,7 +100,8 @@ def compile_pipeline(graph, *, threads: int | None = None, block_rows: int | Non
     from . import target
     verify(graph)
     from .text_rewrite import lower_text
-    graph = lower_text(graph)  # text regions -> native text kernels (codegen/text_*.py)
+    # text regions -> native text kernels (codegen/text_*.py), split over the same threads
+    graph = lower_text(graph, threads=threads)
     p, text, blocks = _plan_and_emit(graph, block_rows)
     obj = b""
     if p.native_stages:

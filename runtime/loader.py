@@ -251,7 +251,9 @@ def _get_trampoline():
     if not _trampoline:
         fn = None
         if _layout_matches():
-            lib = load(target.compile_ir(_TRAMPOLINE_IR, speed_level=2), ["mloc_call_arrays"])
+            # hand-written SSA: no IR passes needed, and loading a saved pipeline must not run
+            # LLVM's optimizer (only the backend runs, once per process)
+            lib = load(target.compile_ir(_TRAMPOLINE_IR, speed_level=0), ["mloc_call_arrays"])
             fn = lib.function("mloc_call_arrays", _TRAMPOLINE_PROTO)
             fn._library = lib  # the code lives as long as the callable
         _trampoline.append(fn)

@@ -51,8 +51,6 @@ def test_tweets_threads_identical(tweets, monkeypatch):
     assert np.array_equal(mloc_ir.interpret(graph, texts), tweets.predict(texts))
 
 
-@pytest.mark.xfail(reason="codegen/pipeline.py calls lower_text(graph) without threads",
-                   strict=False)
 def test_compile_passes_threads_to_text_kernels(tweets):
     cp = mloc_ir.compile(tweets.predict, threads=2)
     kernels = [n.attrs["fn"].obj for n in cp.graph.nodes() if n.op == "pycall"]
