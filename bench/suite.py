@@ -12,7 +12,8 @@ measured on held-out rows. Variants:
   rows answered by an approximate model on cheap feature groups;
 * top-K (K=100): ``python`` scores every row and sorts; ``mloc`` runs ``cp.top_k(100, ...)``.
 
-Reported per variant: batch throughput (median of repetitions), single-row latency p50/p99,
+Reported per variant: batch throughput (median of repetitions, the variants timed in turns on
+the same rows, each warmed up first: ``interleaved_seconds``), single-row latency p50/p99,
 the task metric (AUC / RMSE) and agreement with ``python``; compile and planning time; for
 flights-remote, how many rows' keys went to the store. Results: ``bench/results/<name>.json``,
 ``summary.md`` and PNG plots (``bench.report``).
@@ -154,13 +155,19 @@ def _take(kwargs: dict, rows) -> dict:
     return {k: take_rows(v, np.asarray(rows)) for k, v in kwargs.items()}
 
 
-def batch_seconds(fn, kwargs, reps) -> list[float]:
-    fn(**kwargs)  # warm-up
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn(**kwargs)
-        times.append(time.perf_counter() - t0)
+def interleaved_seconds(fns: dict, kwargs, reps) -> dict[str, list[float]]:
+    """Batch times of several variants on the same rows, taken in turns: each is warmed up,
+    then every repetition times each variant once (the order reversed every other round), so
+    a change in the load of the shared machine reaches all of them alike."""
+    for fn in fns.values():
+        fn(**kwargs)  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for rep in range(reps):
+        for name in (names if rep % 2 == 0 else names[::-1]):
+            t0 = time.perf_counter()
+            fns[name](**kwargs)
+            times[name].append(time.perf_counter() - t0)
     return times
 
 
@@ -208,13 +215,13 @@ def _summary(times):
 
 
 def measure_variant(fn, spec: Spec, sizes: Sizes, n: int, ref, progress) -> dict:
+    """Outputs, single-row latencies, metrics and agreement of one variant (batch times are
+    taken for all variants together: ``interleaved_seconds``)."""
     outs = _outputs(fn(**spec.test))
-    batch = batch_seconds(fn, spec.test, sizes.reps)
     progress()
     lat = latencies(fn, spec.test, n, sizes.latency_calls)
     progress()
-    res = {"batch_seconds": _summary(batch), "rows_per_second": n / statistics.median(batch),
-           "latency_us": {"p50": float(np.percentile(lat, 50)) * 1e6,
+    res = {"latency_us": {"p50": float(np.percentile(lat, 50)) * 1e6,
                           "p99": float(np.percentile(lat, 99)) * 1e6,
                           "all": [t * 1e6 for t in lat]},
            "metrics": metrics(outs, spec)}
@@ -321,12 +328,20 @@ def run_one(name: str, sizes: Sizes, bar) -> dict:
                 result["cascade_error"] = "planner chose no cascade: " + str(
                     cascade.report.no_cascade if cascade.report else "")
             phases.done("cascade")
+        timed = {"python": spec.predict, "mloc": exact}
+        if "cascade" in result["variants"]:
+            timed["cascade"] = cascade
+        for variant, batch in interleaved_seconds(timed, spec.test, sizes.reps).items():
+            result["variants"][variant].update(batch_seconds=_summary(batch),
+                                               rows_per_second=n / statistics.median(batch))
+        phases.done("batch")
         if single and cascade is not None:
             py_top = _topk_python(spec.predict, spec, K)
-            t_py = batch_seconds(py_top, spec.test, sizes.reps)
+            ml_top = lambda **kw: cascade.top_k(K, **kw)  # noqa: E731
+            both = interleaved_seconds({"python": py_top, "mloc": ml_top}, spec.test, sizes.reps)
+            t_py, t_m = both["python"], both["mloc"]
             idx_py, _ = py_top(**spec.test)
             top = {"python_seconds": _summary(t_py)}
-            t_m = batch_seconds(lambda **kw: cascade.top_k(K, **kw), spec.test, sizes.reps)
             idx_m, _ = cascade.top_k(K, **spec.test)
             top.update(mloc_seconds=_summary(t_m),
                        speedup=statistics.median(t_py) / statistics.median(t_m),
