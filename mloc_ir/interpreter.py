@@ -163,6 +163,10 @@ def _str_contains(s, sub, regex, case):
     return sub in s if case else sub.upper() in s.upper()
 
 
+def _str_replace(s, pat, repl, regex):
+    return re.sub(pat, repl, s) if regex else s.replace(pat, repl)
+
+
 _STRING = {
     "str_len": _str_op(lambda s: len(s), np.int64),
     "str_lower": _str_op(lambda s: s.lower(), object),
@@ -173,6 +177,7 @@ _STRING = {
     "str_contains": _str_op(_str_contains, bool),
     "str_startswith": _str_op(lambda s, prefix: s.startswith(prefix), bool),
     "str_endswith": _str_op(lambda s, suffix: s.endswith(suffix), bool),
+    "str_replace": _str_op(_str_replace, object),
 }
 
 

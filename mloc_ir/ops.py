@@ -98,6 +98,8 @@ _op("str_contains", "string", 1, "sub in s (regex=False) or re.search(sub, s) is
     "case=False folds case first", attrs=("sub", "regex", "case"))
 _op("str_startswith", "string", 1, "s.startswith(prefix)", attrs=("prefix",))
 _op("str_endswith", "string", 1, "s.endswith(suffix)", attrs=("suffix",))
+_op("str_replace", "string", 1, "s.replace(pat, repl) (regex=False) or re.sub(pat, repl, s) "
+    "(regex=True)", attrs=("pat", "repl", "regex"))
 _op("str_word_count", "string", 1, "len(s.split()): whitespace-separated words")
 
 # -- feature assembly, vectorizers, models ---------------------------------------------------------

@@ -113,7 +113,32 @@ def test_string_isin(tmp_path):
     np.testing.assert_array_equal(cp(s, x), want)
 
 
+def test_string_replace_literal_regex_and_element(tmp_path):
+    src = ("T = {'ab': 1.0, 'b-b': 2.0, '#y': 4.0}\n"
+           "def predict(df):\n"
+           "    a = df['s'].str.replace('-', '').str.replace(r'\\d+', '#', regex=True)\n"
+           "    b = np.array([T.get(t.replace('x', ''), 0.5) for t in df['s']])\n"
+           "    c = df['s'].str.replace('.', '!')\n"  # literal: '.' is not a regex here
+           "    return a.str.len() + a.map(T).fillna(0.0) + b + c.str.count('!')\n")
+    target = _load(src, tmp_path)
+    dtypes = {"df.s": "str"}
+    graph = parse(target, dtypes=dtypes)
+    cp = mloc_ir.compile(target, dtypes=dtypes)
+    ns = {}
+    exec(HEADER_WITH_TABLES + src, ns)
+    for rows in (["a-b", "b-b", "x12y", "", "abx", "1.2.3", "é-ü"], ["x"], []):
+        df = pd.DataFrame({"s": pd.Series(rows, dtype=object)})
+        want = ns["predict"](df).to_numpy()
+        np.testing.assert_array_equal(interpret(graph, df), want)
+        np.testing.assert_array_equal(cp(df), want)
+
+
 @pytest.mark.parametrize("body, message", [
+    ("    return s.str.replace(s, 'x').str.len()\n", ".str.replace() with a non-constant"),
+    ("    return s.str.replace('a', 'b', n=1).str.len()\n", ".str.replace(n=, case=, flags=)"),
+    ("    return s.str.replace('(', 'b', regex=True).str.len()\n", "an invalid regex '('"),
+    ("    return np.array([len(t.replace('a')) for t in s])\n",
+     ".replace() with other than two constant strings"),
     ("    return pd.Series(a).isin(a)\n", ".isin of something other than a constant list"),
     ("    return pd.Series(a).between(0)\n", ".between() without both bounds"),
     ("    return pd.Series(a).between(0, 1, inclusive='all')\n", ".between(inclusive='all')"),

@@ -57,7 +57,8 @@ class PandasCalls:
             self.fail(f".{name}(inplace=True)", hint=f"assign the result: x = x.{name}(...)")
         t = self.type_of(v)
         if t.dtype == "str" or self.node(v).meta.get("pending_dtype"):
-            if name in _STR_METHODS_ELEMENT or name in ("count", "startswith", "endswith", "split"):
+            if name in _STR_METHODS_ELEMENT or name in ("count", "startswith", "endswith", "split",
+                                                         "replace"):
                 return self.string_method(v, name, args, kwargs, element=True)
         if name in ("to_numpy", "ravel", "flatten", "copy", "squeeze"):
             if name == "to_numpy" and "dtype" in kwargs:
@@ -164,6 +165,14 @@ class PandasCalls:
                 self.fail(f".{name}() with arguments", hint=f".{name}()")
             self.want_str(v, f".{name}()")
             return self.emit(_STR_METHODS_ELEMENT[name], [v], type=Type.col("str"))
+        if name == "replace":  # str.replace(old, new) on one element
+            if len(args) != 2 or kwargs or not all(isinstance(a, Py) and isinstance(a.obj, str)
+                                                   for a in args):
+                self.fail(".replace() with other than two constant strings",
+                          hint="s.replace('old', 'new')")
+            self.want_str(v, ".replace()")
+            return self.emit("str_replace", [v], {"pat": args[0].obj, "repl": args[1].obj,
+                                                  "regex": False}, Type.col("str"))
         if name == "split":
             if args or kwargs:
                 self.fail(".split() with a separator", hint="len(s.split()) counts words")
@@ -202,9 +211,29 @@ class PandasCalls:
             return self.emit("str_contains", [v], {"sub": pat, "regex": bool(self.kw_const(kwargs, "regex", True)),
                                                    "case": bool(self.kw_const(kwargs, "case", True))},
                              Type.col("bool"))
+        if name == "replace":
+            self.check_kwargs(kwargs, ("pat", "repl", "regex", "n", "case", "flags"),
+                              ".str.replace")
+            pat = getattr(args[0], "obj", None) if args else self.kw_const(kwargs, "pat")
+            repl = getattr(args[1], "obj", None) if len(args) > 1 else self.kw_const(kwargs, "repl")
+            regex = self.kw_const(kwargs, "regex", False)  # pandas >= 2: literal by default
+            if not isinstance(pat, str) or not isinstance(repl, str):
+                self.fail(".str.replace() with a non-constant or non-string pattern",
+                          hint=".str.replace('old', 'new') or a regex with regex=True")
+            if self.kw_const(kwargs, "n", -1) != -1 or self.kw_const(kwargs, "flags", 0) \
+                    or self.kw_const(kwargs, "case", None) is not None:
+                self.fail(".str.replace(n=, case=, flags=)", hint="a regex with inline flags")
+            if regex:
+                import re
+                try:
+                    re.compile(pat)
+                except re.error as exc:
+                    self.fail(f".str.replace() with an invalid regex {pat!r}: {exc}")
+            return self.emit("str_replace", [v], {"pat": pat, "repl": repl, "regex": bool(regex)},
+                             Type.col("str"))
         if name == "split":
             self.fail(".str.split()", hint=".str.count(r'\\S+') or len(t.split()) in a comprehension")
-        self.fail(f".str.{name}()", hint=".str.len/lower/upper/strip/contains/count/startswith/endswith")
+        self.fail(f".str.{name}()", hint=".str.len/lower/upper/strip/contains/count/startswith/endswith/replace")
 
     def merge(self, left, right, kwargs):
         if isinstance(left, ParamRef):
