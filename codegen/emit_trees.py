@@ -299,6 +299,133 @@ def pack_float32(low: Lowered) -> Packed32:
 
 
 # ---------------------------------------------------------------------------------------------
+# Chained records: lanes run through a window of trees each at its own pace
+
+
+#: Node records of the trees one chained walk covers (see :func:`chain_records`): a
+#: window's records stay in L1 while every group of rows of a block walks it.
+CHAIN_WINDOW_RECORDS = 1024
+#: Use the chained walk for single-output models (see :func:`chain_records`).
+CHAINED = True
+NODE_CHAIN = np.dtype([("thr", "<f8"), ("val", "<f8"), ("slot", "<i4"), ("next", "<i4")])
+NODE_CHAIN32 = np.dtype([("thr", "<f4"), ("link", "<i4"), ("val", "<f8")])
+
+
+@dataclass
+class Chained:
+    """Records for the chained walk, windows of consecutive trees, and their layout."""
+
+    records: np.ndarray  # NODE_CHAIN or NODE_CHAIN32
+    window_roots: np.ndarray  # int32, state (in 8-byte units) of each window's first root
+    units: int  # 8-byte units per record (walk states count units)
+    shift: int = 0  # float32 layout: link = flag | slot << shift | next (in units)
+
+
+def chain_records(low: Lowered, f32: bool = False,
+                  window_records: int | None = None) -> Chained:
+    """Records in which a leaf leads on to the next tree, for single-output scalar leaves.
+
+    In the lock-step walk all lanes wait for the slowest one at every tree (mtpl2: 8.5
+    steps per tree for 4.7 on average).  Here every leaf record carries its value in
+    ``val`` and points to the root of the next tree of its window (the window's last
+    tree: to a final "sink" record that points to itself, flagged); internal records
+    carry ``val = -0.0``.  A lane adds ``val`` at every step (``x + -0.0 == x`` for every
+    ``x``, so the sums are bit-identical and in tree order) and the group stops when all
+    lanes reached the sink.  A lane pays one step per leaf instead, and waits only once
+    per window.  Same record indices as ``low.nodes``; the sink is the last record.
+    """
+    window_records = window_records or CHAIN_WINDOW_RECORDS
+    nodes = low.nodes
+    n = len(nodes)
+    units = 2 if f32 else 3
+    nxt = nodes["next"].astype(np.int64)
+    idx = nxt & INDEX_MASK
+    is_leaf = (nxt < 0) & (idx == np.arange(n))
+    ends = np.append(low.roots[1:], n)
+    sink = n
+    windows, start, size = [], 0, 0
+    for t, (r, e) in enumerate(zip(low.roots.tolist(), ends.tolist())):
+        if size and size + (e - r) > window_records:
+            windows.append((start, t))
+            start, size = t, 0
+        size += e - r
+    windows.append((start, len(low.roots)))
+    # successor record of each tree's leaves: the next root of its window, or the sink
+    after = np.empty(len(low.roots), np.int64)
+    for t0, t1 in windows:
+        after[t0:t1 - 1] = low.roots[t0 + 1:t1]
+        after[t1 - 1] = sink
+    tree_of = np.repeat(np.arange(len(low.roots)), np.diff(np.append(low.roots, n)))
+    target = np.where(is_leaf, after[tree_of], idx)  # internal: their children pair
+    target = np.append(target, sink)
+    flag = np.zeros(n + 1, np.int64)
+    flag[-1] = LEAF_FLAG
+    slot = np.append(np.where(is_leaf, 0, nodes["slot"]), 0)  # slot 0 (-inf) goes left
+    val = np.append(np.where(is_leaf, nodes["thr"], -0.0), -0.0)
+    thr = np.append(np.where(is_leaf, 0.0, nodes["thr"]), 0.0)
+    if f32:
+        shift = max(1, (units * (n + 1)).bit_length())
+        if low.n_slots > 2 ** (31 - shift):
+            raise ValueError("too many node records and slots for float32 chained records")
+        rec = np.zeros(n + 1, NODE_CHAIN32)
+        rec["thr"] = round_down_f32(thr)
+        rec["link"] = (flag | (slot << shift) | (units * target)).astype(np.int32)
+    else:
+        shift = 0
+        rec = np.zeros(n + 1, NODE_CHAIN)
+        rec["thr"], rec["slot"] = thr, slot
+        rec["next"] = (flag | (units * target)).astype(np.int32)
+    rec["val"] = val
+    roots = (units * low.roots[[t0 for t0, _ in windows]]).astype(np.int32)
+    return Chained(records=rec, window_roots=roots, units=units, shift=shift)
+
+
+def _emit_chain_walk(b: ir.IRBuilder, units, chain: Chained, lane_bufs: list, root,
+                     accs: list) -> list:
+    """Chained walk of one window for ``len(lane_bufs)`` lanes; returns the lanes' sums."""
+    pre = b.block
+    step = b.append_basic_block("chain")
+    done = b.append_basic_block("chain.done")
+    b.branch(step)
+    b.position_at_end(step)
+    L = len(lane_bufs)
+    states = [b.phi(I32, name=f"c{l}") for l in range(L)]
+    sums = [b.phi(F64, name=f"s{l}") for l in range(L)]
+    new_states, new_sums = [], []
+    for n, acc, lane_buf, a0 in zip(states, sums, lane_bufs, accs):
+        n.add_incoming(root, pre)
+        acc.add_incoming(a0, pre)
+        idx = b.zext(b.and_(n, I32(INDEX_MASK)), I64)
+        if chain.shift == 0:  # {double thr; double val; i32 slot; i32 next}
+            thr = b.load(b.gep(units, [idx]))
+            val = b.load(b.gep(units, [b.add(idx, I64(1))]))
+            link = b.bitcast(b.gep(units, [b.add(idx, I64(2))]), I32.as_pointer())
+            slot = b.load(link)
+            nxt = b.load(b.gep(link, [I64(1)]))
+        else:  # {float thr; i32 link; double val}
+            rec = b.bitcast(b.gep(units, [idx]), I32.as_pointer())
+            thr = b.load(b.bitcast(rec, F32.as_pointer()))
+            word = b.load(b.gep(rec, [I64(1)]))
+            val = b.load(b.gep(units, [b.add(idx, I64(1))]))
+            slot = b.lshr(b.and_(word, I32(INDEX_MASK)), I32(chain.shift))
+            nxt = b.and_(word, I32(LEAF_FLAG | ((1 << chain.shift) - 1)))
+        v = b.load(b.gep(lane_buf, [b.zext(slot, I64)]))
+        go_right = b.mul(b.zext(b.fcmp_ordered(">", v, thr), I32), I32(chain.units))
+        new_states.append(b.add(nxt, go_right))
+        new_sums.append(b.fadd(acc, val))
+    all_states = new_states[0]
+    for s in new_states[1:]:
+        all_states = b.and_(all_states, s)
+    for n, s, acc, a in zip(states, new_states, sums, new_sums):
+        n.add_incoming(s, step)
+        acc.add_incoming(a, step)
+    b.cbranch(b.icmp_signed("<", all_states, I32(0)), done, step)
+    b.position_at_end(done)
+    # the sink record adds -0.0: the sums are complete once every lane stands on it
+    return new_sums
+
+
+# ---------------------------------------------------------------------------------------------
 # IR helpers
 
 
@@ -484,6 +611,9 @@ BRANCHY_VALS_BYTES = 256 * 1024
 #: ``target.PRE_OPTIMIZED``), which took seconds on their thousands of blocks; what it did
 #: that mattered (loading each slot once, selects for the last level) is done here.
 CHUNK_ATTRS = "nounwind noinline"
+#: Subtrees up to this height (1: a node whose children are both leaves) are evaluated
+#: branch-free with selects in branchy code: the lowest levels are the least predictable.
+SELECT_HEIGHT = 1
 
 
 def _tree_chunks(low: Lowered, max_nodes: int = CHUNK_NODES) -> list:
@@ -558,6 +688,28 @@ def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: in
         after = f"  br label %t{t + 1}" if t + 1 < t1 else "  ret void"
         lines += [f"  br label %t{t}", f"t{t}:",
                   f"  %q{t} = getelementptr double, double* %vals, i64 {(t - t0) * pitch}"]
+        height = [0] * (end - base)  # children come after their parent: go backwards
+        for i in range(end - base - 1, -1, -1):
+            child = (nxt[i] & INDEX_MASK) - base
+            if child != i:
+                height[i] = 1 + max(height[child], height[child + 1])
+
+        def select_value(i: int) -> str:
+            """SSA name of the leaf value under record i, computed without branches."""
+            child = (nxt[i] & INDEX_MASK) - base
+            v = f"%v{t}_{len(lines)}"
+            if child == i:
+                lines.append(f"  {v} = load double, double* {const(thr[i])}")
+                return v
+            c = f"%c{t}_{len(lines)}"
+            h = f"%h{t}_{len(lines)}"
+            lines.extend([f"  {h} = load {ft}, {ft}* {thr_const(test_thr[i])}",
+                          f"  {c} = fcmp ogt {ft} %x{slot[i]}, {h}"])
+            right, left = select_value(child + 1), select_value(child)
+            v = f"%v{t}_{len(lines)}"
+            lines.append(f"  {v} = select i1 {c}, double {right}, double {left}")
+            return v
+
         stack, seen = [0], set()
         first = True
         while stack:  # depth first, left child right after its parent
@@ -570,19 +722,12 @@ def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: in
             first = False
             lines.append(f"{lab}:")
             child = (nxt[i] & INDEX_MASK) - base
-            if child == i:  # a leaf points to itself
-                lines += [f"  %l{lab} = load double, double* {const(thr[i])}",
-                          f"  store double %l{lab}, double* %q{t}", after]
+            if height[i] <= SELECT_HEIGHT:  # a leaf, or a small subtree: no branches
+                lines += [f"  store double {select_value(i)}, double* %q{t}", after]
                 continue
             lines += [f"  %h{lab} = load {ft}, {ft}* {thr_const(test_thr[i])}",
                       f"  %c{lab} = fcmp ogt {ft} %x{slot[i]}, %h{lab}"]
             lc, rc = child, child + 1
-            if (nxt[lc] & INDEX_MASK) - base == lc and (nxt[rc] & INDEX_MASK) - base == rc:
-                lines += [f"  %a{lab} = load double, double* {const(thr[rc])}",
-                          f"  %b{lab} = load double, double* {const(thr[lc])}",
-                          f"  %s{lab} = select i1 %c{lab}, double %a{lab}, double %b{lab}",
-                          f"  store double %s{lab}, double* %q{t}", after]
-                continue
             lines.append(f"  br i1 %c{lab}, label %t{t}n{rc}, label %t{t}n{lc}")
             stack += [rc, lc]
     lines.append("}")
@@ -665,11 +810,14 @@ BLOCK_FN_TYPE_F32 = ir.FunctionType(ir.VoidType(), [F32.as_pointer(), I64, F64P]
 
 
 def _lockstep_function(module: ir.Module, low: Lowered, name: str, B: int, L: int, K: int,
-                       data: tuple, packed: Packed32 | None = None) -> ir.Function:
+                       data: tuple, packed: Packed32 | None = None,
+                       chain: tuple | None = None) -> ir.Function:
     """``void name(const double* slots, int64 nb, double* acc)``: add every tree's leaf to
     the sums ``acc`` of the block's ``nb`` encoded rows (padded to a multiple of ``L``) with
     the branch-free lock-step walk.  With ``packed`` (float32 mode) the slots are floats
-    and the records ``NODE32``; the sums stay float64."""
+    and the records ``NODE32``; the sums stay float64.  With ``chain`` = (Chained, its
+    records global, its window roots global), blocks of at least ``L`` rows use the
+    chained walk (:func:`chain_records`)."""
     fn = module.globals.get(name)
     if fn is not None:
         return fn
@@ -735,19 +883,36 @@ def _lockstep_function(module: ir.Module, low: Lowered, name: str, B: int, L: in
                             tree_of.current = lane_trees[l]
                             add_leaf(final[l], b.gep(acc_row, [out_k]))
         with many_rows:
-            # 2b. every tree walks every group of L rows of the block, branch-free
-            with for_range(b, I64(0), I64(T), "tree") as t:
-                root = b.load(b.gep(roots, [t]))
-                first_out = b.sext(b.load(b.gep(outs, [t])), I64)
-                tree_of.current = t
-                with for_range(b, I64(0), n_groups, "group") as g:
-                    group_buf = b.gep(buf, [b.mul(g, I64(L * S))])
-                    lane_bufs = [b.gep(group_buf, [I64(l * S)]) for l in range(L)]
-                    final = _emit_walk(b, units, lane_bufs, [root] * L, packed)
-                    for l in range(L):
-                        row = b.add(b.mul(g, I64(L)), I64(l))
-                        add_leaf(final[l],
-                                 b.gep(acc, [b.add(b.mul(row, I64(K)), first_out)]))
+            if chain is not None:
+                # 2b'. every window of trees walks every group of L rows of the block, each lane
+                #      on to its next tree as soon as it reached a leaf (K == 1)
+                ch, g_chain, g_windows = chain
+                c_units = b.bitcast(g_chain, F64P)
+                w_roots = b.bitcast(g_windows, I32.as_pointer())
+                with for_range(b, I64(0), I64(len(ch.window_roots)), "window") as w:
+                    root = b.load(b.gep(w_roots, [w]))
+                    with for_range(b, I64(0), n_groups, "cgroup") as g:
+                        group_buf = b.gep(buf, [b.mul(g, I64(L * S))])
+                        lane_bufs = [b.gep(group_buf, [I64(l * S)]) for l in range(L)]
+                        ptrs = [b.gep(acc, [b.add(b.mul(g, I64(L)), I64(l))]) for l in range(L)]
+                        sums = _emit_chain_walk(b, c_units, ch, lane_bufs, root,
+                                                [b.load(p) for p in ptrs])
+                        for p, v in zip(ptrs, sums):
+                            b.store(v, p)
+            else:
+                # 2b. every tree walks every group of L rows of the block, branch-free
+                with for_range(b, I64(0), I64(T), "tree") as t:
+                    root = b.load(b.gep(roots, [t]))
+                    first_out = b.sext(b.load(b.gep(outs, [t])), I64)
+                    tree_of.current = t
+                    with for_range(b, I64(0), n_groups, "group") as g:
+                        group_buf = b.gep(buf, [b.mul(g, I64(L * S))])
+                        lane_bufs = [b.gep(group_buf, [I64(l * S)]) for l in range(L)]
+                        final = _emit_walk(b, units, lane_bufs, [root] * L, packed)
+                        for l in range(L):
+                            row = b.add(b.mul(g, I64(L)), I64(l))
+                            add_leaf(final[l],
+                                     b.gep(acc, [b.add(b.mul(row, I64(K)), first_out)]))
     b.ret_void()
     return fn
 
@@ -865,9 +1030,15 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
         walk = "lockstep"  # branchy tree code adds one scalar leaf per tree
     elif walk == "auto" and len(low.nodes) > BRANCHY_MAX_RECORDS:
         walk = "lockstep"  # branchy code would take the backend too long
+    chain = None
+    if CHAINED and K == 1 and not vector_leaves and T > 0:
+        ch = chain_records(low, f32)
+        chain = (ch, _const_global(module, f"{tag}.chain", ch.records.tobytes()),
+                 _const_global(module, f"{tag}.windows", ch.window_roots.tobytes()))
     # the walks are functions of their own, shared by the raw and transformed kernels
     lockstep_fn = _lockstep_function(module, low, f"{tag}.b{B}.lockstep", B, L, K,
-                                     (g_nodes, g_roots, g_outs, g_leaves, g_widths), packed)
+                                     (g_nodes, g_roots, g_outs, g_leaves, g_widths), packed,
+                                     chain)
     branchy_fn = (None if walk == "lockstep" else
                   _branchy_function(module, low, tag, B, S, K, g_outs, f32))
 

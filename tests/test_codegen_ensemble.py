@@ -198,3 +198,51 @@ def test_branchy_chunks_are_private_to_the_object():
                    if line.startswith(".globl") or line.startswith("\t.globl")]
     assert all(target.PRE_OPTIMIZED not in line for line in chunk_names)
     assert any(target.PRE_OPTIMIZED in line for line in asm.splitlines())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_chained_walk_over_many_small_windows(monkeypatch, dtype):
+    # lanes run on to the next tree of their window on their own; tiny windows put many
+    # window ends (leaves pointing to the sink) into one model; sums must stay in tree order
+    import codegen.emit_trees as et
+    from codegen.compile import PREDICT_SYMBOL, RAW_SYMBOL, build_object
+    from runtime.loader import load
+    from runtime.model import CompiledModel
+
+    monkeypatch.setattr(et, "CHAIN_WINDOW_RECORDS", 8)
+    for seed in (3, 12, 57):
+        ens = random_ensemble(seed)
+        if ens.n_outputs != 1 or max(t.leaf_width for t in ens.trees) != 1:
+            ens = Ensemble(trees=[Tree(**{**vars(t), "output": 0, "leaf_value": t.leaf_value[:, :1]})
+                                  for t in ens.trees],
+                           n_features=ens.n_features, transform=ens.transform,
+                           zero_threshold=ens.zero_threshold, input_cast=ens.input_cast)
+        chained = et.chain_records(lower(ens), dtype == "float32")
+        assert len(chained.window_roots) > 1 or len(ens.trees) == 1
+        rng = np.random.default_rng(seed)
+        X = rng.choice(VALUES, size=(300, ens.n_features))
+        if dtype == "float32":
+            with np.errstate(over="ignore"):
+                X = X.astype(np.float32)
+        lib = load(build_object(ens, walk="lockstep", dtype=dtype), [RAW_SYMBOL, PREDICT_SYMBOL])
+        meta = {"symbols": {"raw": RAW_SYMBOL, "predict": PREDICT_SYMBOL}, "dtype": dtype,
+                "n_features": ens.n_features, "n_outputs": 1}
+        got = CompiledModel(lib, meta, threads=1).predict(X, raw_score=True)
+        np.testing.assert_array_equal(got, reference_predict(ens, X, raw_score=True)[:, 0])
+
+
+def test_chained_records_add_negative_zero_on_internal_nodes():
+    # x + -0.0 == x for every x (also -0.0): internal records must carry -0.0, not +0.0
+    from codegen.emit_trees import chain_records
+
+    ens = random_ensemble(3)
+    ch = chain_records(lower(ens))
+    internal = ch.records["val"][:-1][lower(ens).nodes["next"] >= 0]
+    assert np.all(internal == 0) and np.all(np.signbit(internal))
+    assert ch.records["next"][-1] < 0  # the sink is flagged and points to itself
+    ens0 = Ensemble(trees=[Tree(feature=[0], threshold=[0.5], kind=[0], missing_type=[0],
+                                default_left=[True], left=[-1], right=[-2],
+                                leaf_value=[-0.0, -0.0])] * 3, n_features=1)
+    model = compile_model(ens0, cache=False, threads=1)
+    got = model.predict(np.zeros((20, 1)), raw_score=True)
+    np.testing.assert_array_equal(np.signbit(got), np.signbit(reference_predict(ens0, np.zeros((20, 1)), raw_score=True)[:, 0]))
