@@ -217,7 +217,27 @@ class CascadedPipeline:
             np.savez(path / "topk_scores.npz", full=self.topk_scores[0],
                      approx=self.topk_scores[1])
         (path / "cascade.json").write_text(json.dumps(meta, indent=1))
+        (path / "__init__.py").write_text(_MODULE_TEMPLATE.format(
+            name=self.graph.name, source=self.graph.meta.get("source", "?")))
         return path
+
+
+# The saved folder is an importable module: importing it loads the plan and the object code of
+# its pipelines (no LLVM, no planning, no retraining).
+_MODULE_TEMPLATE = '''"""{name} with its statistical plan, compiled by mloc from {source}.
+
+Call {name}(...) exactly like the original function (confident rows are answered by the
+cascade's approximate model); top_k(k, ...) ranks rows; explain() shows the plan.
+"""
+from pathlib import Path as _Path
+
+from runtime.cascade import load_cascade as _load_cascade
+
+pipeline = _load_cascade(_Path(__file__).parent)
+{name} = pipeline
+top_k = pipeline.top_k
+explain = pipeline.explain
+'''
 
 
 def load_cascade(path, *, threads: int | None = None) -> CascadedPipeline:

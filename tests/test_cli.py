@@ -123,12 +123,24 @@ def test_compile_with_training_csv_plans_and_saves(train_files, tmp_path, capsys
     assert "plan for predict: binary (2 classes)" in text
     assert "top-20" in text or "top-K" in text
     assert f"wrote {out}" in text
-    from runtime.cascade import load_cascade
-    import pandas as pd
-    rows = pd.read_csv(csv)
-    loaded = load_cascade(out)
-    got = loaded(a=rows["a"].to_numpy(), b=rows["b_col"].to_numpy(), c=rows["c"].to_numpy())
-    assert got.shape == (len(rows),)
+    # the output is a module: importing it in a fresh process loads the plan, no retraining
+    script = textwrap.dedent(f'''
+        import sys
+        import numpy as np
+        import pandas as pd
+        sys.path[:0] = [{str(tmp_path)!r}, {str(tmp_path / "build")!r}]
+        import fast
+        rows = pd.read_csv({str(csv)!r})
+        cols = dict(a=rows["a"].to_numpy(), b=rows["b_col"].to_numpy(), c=rows["c"].to_numpy())
+        y = fast.predict(**cols)
+        assert y.shape == (len(rows),)
+        top = fast.top_k(20, **cols)
+        print("top", len(top[0]) if isinstance(top, tuple) else len(top))
+        print(fast.explain().splitlines()[0])
+    ''')
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "top 20" in r.stdout and "cascaded pipeline predict" in r.stdout
 
 
 def test_training_csv_gives_a_frame_parameter_the_whole_table(train_files):
