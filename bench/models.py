@@ -36,7 +36,13 @@ PEER_PYTHON = {
     "lleaves": os.environ.get("MLOC_LLEAVES_PYTHON", "/tmp/lleaves-venv/bin/python"),
     "treelite": os.environ.get("MLOC_TREELITE_PYTHON", "/tmp/tl-venv/bin/python"),
 }
-ENGINES = ["lightgbm", "lleaves", "treelite", "mloc"]
+ENGINES = ["lightgbm", "lleaves", "treelite", "mloc", "mloc-f32"]
+#: Engines mloc's speedup is reported against ("mloc-f32" is mloc's opt-in float32 mode,
+#: timed on the same rows as float32; its raw scores are LightGBM's on those values).
+PEERS = ["lightgbm", "lleaves", "treelite"]
+#: Engines timed on the second input distribution (near the model's thresholds; batch 10k,
+#: 1 thread).  treelite is left out there: it recompiles for every run (minutes for mtpl2).
+NEAR_ENGINES = ["lightgbm", "lleaves", "mloc", "mloc-f32"]
 
 
 # ------------------------------------------------------------------------------ timing
@@ -154,6 +160,29 @@ def train_binary_300(path: Path) -> None:
     lgb.train(params, lgb.Dataset(X, y), 300).save_model(str(path))
 
 
+def draw_near_thresholds(model_text: str, n: int, seed: int = 1):
+    """Second input distribution: each numeric value is one of the model's split thresholds
+    of that feature (chosen uniformly), moved by a small relative jitter or left on it;
+    features without numeric splits and categorical ones follow :func:`draw_inputs`.  Far
+    less predictable for branches than uniform draws over wide feature ranges."""
+    import lightgbm as lgb
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    X = draw_inputs(model_text, n, seed)
+    dump = lgb.Booster(model_str=model_text).trees_to_dataframe()
+    numeric = dump[(dump["decision_type"] == "<=") & dump["split_feature"].notna()]
+    names = lgb.Booster(model_str=model_text).feature_name()
+    for f, name in enumerate(names):
+        thr = numeric.loc[numeric["split_feature"] == name, "threshold"].to_numpy(float)
+        if len(thr) == 0:
+            continue
+        base = rng.choice(thr, n)
+        jitter = rng.choice([-1e-3, -1e-6, 0.0, 1e-6, 1e-3], n) * np.maximum(np.abs(base), 1.0)
+        X[:, f] = base + jitter
+    return np.ascontiguousarray(X)
+
+
 def draw_inputs(model_text: str, n: int, seed: int = 0):
     """Rows that follow the model's ``feature_infos`` (ranges / category lists)."""
     import numpy as np
@@ -186,7 +215,7 @@ def write_reports(results: dict, quick: bool) -> None:
     for mname, m in results["models"].items():
         lines += [f"## {mname} ({m['n_trees']} trees, {m['n_features']} features)", "",
                   "| batch | threads | " + " | ".join(f"{e} ns/tree/row" for e in ENGINES)
-                  + " | mloc speedup vs " + " / ".join(e for e in ENGINES if e != "mloc") + " |",
+                  + " | mloc speedup vs " + " / ".join(PEERS) + " |",
                   "|---" * (3 + len(ENGINES)) + "|"]
         for key in m["engines"]["mloc"]["times"]:
             b, t = key.split(",")
@@ -194,12 +223,12 @@ def write_reports(results: dict, quick: bool) -> None:
             for e in ENGINES:
                 sec = m["engines"].get(e, {}).get("times", {}).get(key)
                 cells.append(f"{sec / int(b) / m['n_trees'] * 1e9:.1f}" if sec else "—")
-                if e != "mloc":
+                if e in PEERS:
                     speed.append(f"{sec / m['engines']['mloc']['times'][key]:.2f}x" if sec else "—")
             lines.append(f"| {b} | {t} | " + " | ".join(cells) + " | " + " / ".join(speed) + " |")
         lines += ["", "Single thread, process CPU time (robust to other load on the machine):", "",
                   "| batch | " + " | ".join(f"{e} ns/tree/row" for e in ENGINES)
-                  + " | mloc speedup vs " + " / ".join(e for e in ENGINES if e != "mloc") + " |",
+                  + " | mloc speedup vs " + " / ".join(PEERS) + " |",
                   "|---" * (2 + len(ENGINES)) + "|"]
         for key in m["engines"]["mloc"]["cpu_times"]:
             b, t = key.split(",")
@@ -209,7 +238,7 @@ def write_reports(results: dict, quick: bool) -> None:
             for e in ENGINES:
                 sec = m["engines"].get(e, {}).get("cpu_times", {}).get(key)
                 cells.append(f"{sec / int(b) / m['n_trees'] * 1e9:.1f}" if sec else "—")
-                if e != "mloc":
+                if e in PEERS:
                     speed.append(f"{sec / m['engines']['mloc']['cpu_times'][key]:.2f}x" if sec else "—")
             lines.append(f"| {b} | " + " | ".join(cells) + " | " + " / ".join(speed) + " |")
         lines += ["", "Batch-1 latency (1 thread, wall): " + ", ".join(
@@ -222,7 +251,19 @@ def write_reports(results: dict, quick: bool) -> None:
                 for e in ENGINES if e in m["engines"] and "compile_s" in m["engines"][e]),
             "Max |difference| vs LightGBM on 1000 rows: " + ", ".join(
                 f"{e} {m['engines'][e]['max_abs_diff']:.3g}" for e in ENGINES
-                if e in m["engines"] and "max_abs_diff" in m["engines"][e]), ""]
+                if e in m["engines"] and "max_abs_diff" in m["engines"][e])
+            + " (mloc-f32: on the rows rounded to float32; its raw scores equal LightGBM's on "
+              "those float32 values: "
+            + str(m["engines"].get("mloc-f32", {}).get("raw_scores_bit_exact_on_float32_values"))
+            + ")", ""]
+        near = m.get("near_thresholds")
+        if near:
+            lines += ["Second input distribution, values at and next to the model's split "
+                      "thresholds (`draw_near_thresholds`), batch 10k, 1 thread, process CPU "
+                      "time, ns/tree/row: " + ", ".join(
+                          f"{e} {near[e]['cpu_times']['10000,1'] / 10_000 / m['n_trees'] * 1e9:.1f}"
+                          for e in NEAR_ENGINES if e in near)
+                      + f" (mloc raw scores bit-exact: {near.get('mloc_raw_scores_bit_exact')})", ""]
     if results["skipped"]:
         lines += ["Skipped: " + "; ".join(results["skipped"]), ""]
     (RESULTS / "models.md").write_text("\n".join(lines))
@@ -304,7 +345,7 @@ def main() -> None:
 
     results = {"machine": f"{target.host_cpu()[0]}, {os.cpu_count()} CPUs", "quick": args.quick,
                "batches": batches, "threads": threads_list, "models": {}, "skipped": skipped}
-    steps = tqdm(total=len(model_paths) * len(ENGINES), desc="benchmark", unit="engine")
+    steps = tqdm(total=len(model_paths) * (len(ENGINES) + 1), desc="benchmark", unit="engine")
     for mname, path in model_paths.items():
         text = path.read_text()
         booster = lgb.Booster(model_str=text)
@@ -345,6 +386,42 @@ def main() -> None:
             "compile_s": compile_s, "raw_scores_bit_exact": exact,
             "max_abs_diff": float(np.max(np.abs(compiled.predict(X[:1000]) - want))),
             "times": wall, "cpu_times": cpu}
+        steps.update()
+
+        steps.set_postfix_str(f"{mname}: mloc-f32")
+        X32 = X.astype(np.float32)
+        t = time.perf_counter()
+        compiled32 = compile_model(booster, cache=False, dtype="float32")
+        compile_s = time.perf_counter() - t
+        exact32 = bool(np.array_equal(compiled32.predict(X32[:1000], raw_score=True),
+                                      booster.predict(X32[:1000].astype(np.float64), raw_score=True)))
+        models32 = {th: compile_model(booster, threads=th, dtype="float32") for th in threads_list}
+        wall, cpu = run_grid(lambda th: models32[th].predict, X32, batches, threads_list, reps)
+        entry["engines"]["mloc-f32"] = {
+            "compile_s": compile_s, "raw_scores_bit_exact_on_float32_values": exact32,
+            "max_abs_diff": float(np.max(np.abs(compiled32.predict(X32[:1000]) - want))),
+            "times": wall, "cpu_times": cpu}
+        steps.update()
+
+        steps.set_postfix_str(f"{mname}: near thresholds")
+        Xn = draw_near_thresholds(text, 10_000)
+        near_path = work / f"{path.stem}-near.npy"
+        np.save(near_path, Xn)
+        near = entry["near_thresholds"] = {}
+        grids = {"lightgbm": (lambda t: (lambda A: booster.predict(A, num_threads=t)), Xn),
+                 "mloc": (lambda th: models[th].predict, Xn),
+                 "mloc-f32": (lambda th: models32[th].predict, Xn.astype(np.float32))}
+        for e in NEAR_ENGINES:
+            if e == "lleaves":
+                res, why = run_peer("lleaves", path, near_path, [10_000], [1], reps, peer_cache)
+                if res is not None:
+                    near[e] = {"times": res["times"], "cpu_times": res["cpu_times"]}
+                continue
+            make, data = grids[e]
+            wall, cpu = run_grid(make, data, [10_000], [1], reps)
+            near[e] = {"times": wall, "cpu_times": cpu}
+        near["mloc_raw_scores_bit_exact"] = bool(np.array_equal(
+            models[1].predict(Xn[:2000], raw_score=True), booster.predict(Xn[:2000], raw_score=True)))
         steps.update()
     steps.close()
     write_reports(results, args.quick)
