@@ -167,6 +167,15 @@ def _str_replace(s, pat, repl, regex):
     return re.sub(pat, repl, s) if regex else s.replace(pat, repl)
 
 
+def _missing(s) -> bool:
+    """pandas' idea of a missing element of an object column."""
+    return s is None or (isinstance(s, float) and s != s) or type(s).__name__ == "NAType"
+
+
+def _str_fillna(x, value):
+    return np.array([value if _missing(s) else s for s in x] or [], dtype=object)
+
+
 _STRING = {
     "str_len": _str_op(lambda s: len(s), np.int64),
     "str_lower": _str_op(lambda s: s.lower(), object),
@@ -178,6 +187,7 @@ _STRING = {
     "str_startswith": _str_op(lambda s, prefix: s.startswith(prefix), bool),
     "str_endswith": _str_op(lambda s, suffix: s.endswith(suffix), bool),
     "str_replace": _str_op(_str_replace, object),
+    "str_fillna": _str_fillna,
 }
 
 

@@ -100,6 +100,8 @@ _op("str_startswith", "string", 1, "s.startswith(prefix)", attrs=("prefix",))
 _op("str_endswith", "string", 1, "s.endswith(suffix)", attrs=("suffix",))
 _op("str_replace", "string", 1, "s.replace(pat, repl) (regex=False) or re.sub(pat, repl, s) "
     "(regex=True)", attrs=("pat", "repl", "regex"))
+_op("str_fillna", "string", 1, "Series.fillna(value) of a string column: missing elements "
+    "(NaN, None, pd.NA: a left join's unmatched rows) become value", attrs=("value",))
 _op("str_word_count", "string", 1, "len(s.split()): whitespace-separated words")
 
 # -- feature assembly, vectorizers, models ---------------------------------------------------------

@@ -158,3 +158,41 @@ def test_idiom_errors_name_the_construct(tmp_path, body, message):
     with pytest.raises(MlocError, match="idiom_pipeline.py:") as info:
         parse(target, dtypes={"a": "f64", "s": "str"})
     assert message in str(info.value)
+
+
+JOIN_HEADER = ("PLANES = pd.DataFrame({'tail': ['N1', 'N2'], 'maker': ['BOEING', 'AIRBUS'], "
+               "'seats': [150.0, 180.0]})\n")
+
+
+def test_string_column_of_a_left_join_needs_fillna(tmp_path):
+    bad = ("def predict(df):\n"
+           "    df = df.merge(PLANES, on='tail', how='left')\n"
+           "    return df['maker'].str.len()\n")
+    with pytest.raises(MlocError, match=r"idiom_pipeline.py:\d+: unsupported construct: "
+                       r"\.str\.len\(\) on %maker, which is NaN where the left join with "
+                       r"PLANES finds no row") as info:
+        parse(_load(JOIN_HEADER + bad, tmp_path), dtypes={"df.tail": "str"})
+    assert "fillna('')" in str(info.value)
+    concat = bad.replace("df['maker'].str.len()", "(df['maker'] + '!').str.len()")
+    with pytest.raises(MlocError, match="string concatenation on %maker"):
+        parse(_load(JOIN_HEADER + concat, tmp_path), dtypes={"df.tail": "str"})
+
+
+def test_filled_string_column_of_a_left_join(tmp_path):
+    src = JOIN_HEADER + (
+        "def predict(df):\n"
+        "    df = df.merge(PLANES, on='tail', how='left')\n"
+        "    maker = df['maker'].fillna('unknown')\n"
+        "    return maker.str.len() + maker.str.contains('BO').astype(float) + df['seats']"
+        ".fillna(0.0)\n")
+    target = _load(src, tmp_path)
+    dtypes = {"df.tail": "str"}
+    graph = parse(target, dtypes=dtypes)
+    cp = mloc_ir.compile(target, dtypes=dtypes)
+    ns = {}
+    exec(HEADER_WITH_TABLES + src, ns)
+    for tails in (["N1", "N3", "N2", ""], ["N9"], []):
+        df = pd.DataFrame({"tail": pd.Series(tails, dtype=object)})
+        want = ns["predict"](df).to_numpy()
+        np.testing.assert_array_equal(interpret(graph, df), want)
+        np.testing.assert_array_equal(cp(df), want)

@@ -217,6 +217,8 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         strs = [v for v in vals if self.type_of(v).dtype == "str"]
         if op == "add" and strs and len(strs) == len(vals):
             # string concatenation (a + "_" + b): NumPy's add on object arrays is Python's +
+            for v in vals:
+                self.want_present_str(v, "string concatenation")
             shape = "scalar" if all(self.type_of(v).shape == "scalar" for v in vals) else "col"
             return self.emit(op, vals, attrs, Type(shape, "str"))
         if strs and op not in ("eq", "ne"):

@@ -74,6 +74,12 @@ class PandasCalls:
             return self.clip(v, lo, hi)
         if name == "round":
             return self.do_round(v, args[0].obj if args else self.kw_const(kwargs, "decimals", 0))
+        if name == "fillna" and t.dtype == "str":
+            fill = args[0] if args else kwargs.get("value")
+            if not isinstance(fill, Py) or not isinstance(fill.obj, str):
+                self.fail("fillna of a string column with other than a constant string",
+                          hint="fillna('')")
+            return self.emit("str_fillna", [v], {"value": fill.obj}, Type.col("str"))
         if name == "fillna":
             fill = args[0] if args else kwargs.get("value")
             if not isinstance(fill, Py) or not isinstance(fill.obj, numbers.Number):
@@ -190,9 +196,20 @@ class PandasCalls:
             return self.emit("str_endswith", [v], {"suffix": sub}, Type.col("bool"))
         self.fail(f".{name}()")
 
+    def want_present_str(self, v: Val, what: str):
+        """A string column that holds no missing values: pandas' string methods turn NaN into
+        NaN and their result dtype then depends on the data (int64 or float64 for .str.len),
+        where mloc's types are fixed at compile time."""
+        self.want_str(v, what)
+        source = self.node(v).meta.get("may_be_missing")
+        if source:
+            self.fail(f"{what} on %{self.node(v).name}, which is NaN where {source} finds no "
+                      "row (pandas' result dtype would then depend on the data)",
+                      hint=f"fill it first: x.fillna('')")
+
     def call_str_accessor(self, v: Val, name, node):
         args, kwargs = self.args_kwargs(node)
-        self.want_str(v, f".str.{name}()")
+        self.want_present_str(v, f".str.{name}()")
         if name == "len":
             return self.emit("str_len", [v], type=Type.col("i64"))
         if name in _STR_METHODS_ELEMENT or name in ("startswith", "endswith"):
@@ -326,6 +343,9 @@ class PandasCalls:
         out.columns[left_on] = key
         for name, dtype in fields:
             out.columns[name] = self.emit("field", [rec], {"name": name}, Type.col(dtype), name=name)
+            if dtype == "str":  # unmatched rows hold NaN (see want_present_str)
+                self.node(out.columns[name]).meta["may_be_missing"] = \
+                    f"the left join with {right.name or 'the table'}"
         return out
 
 
