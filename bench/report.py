@@ -62,19 +62,31 @@ def summary_table(results: dict) -> str:
             _metric(ca) if ca else "-", _fmt(top.get("speedup"), "{:.1f}x"),
             _fmt(top.get("precision"), "{:.2f}"), _fmt(r.get("compile_seconds"), "{:.1f}"),
             _fmt(r.get("planning_seconds"), "{:.1f}")]) + " |")
+        notes.extend(f"- {name}: {note}" for note in r.get("notes", []))
         if r.get("cascade_error"):
             notes.append(f"- {name}: no cascade: {r['cascade_error'].splitlines()[0]}")
         if r.get("remote"):
             rem = r["remote"]
+            s2 = _get(ca, "stage2_fraction")
             notes.append(f"- {name}: the cascade sent {rem['keys_per_call_cascade']} of "
                          f"{rem['keys_per_call_exact']} rows' keys to the store "
-                         f"({rem['skipped_fraction']:.0%} of remote lookups skipped)")
+                         f"({rem['skipped_fraction']:.1%} of remote lookups skipped"
+                         + (f"; stage 1 answered {1 - s2:.1%} of rows)" if s2 is not None else ")"))
+    loads = [x for r in results.values() for x in (_get(r, "machine", "load_average_start"),
+                                                    _get(r, "machine", "load_average_end"))
+             if x is not None]
+    cores = next((_get(r, "machine", "cores") for r in results.values()
+                  if _get(r, "machine", "cores")), None)
+    if loads:
+        notes.append(f"- machine: {cores} cores, 1-minute load average {min(loads):.1f}-"
+                     f"{max(loads):.1f} during the run (above {cores} means other work shared "
+                     "the cores: wall-clock times are noisy, ratios less so)")
     quick = any(r.get("quick") for r in results.values())
     title = "mloc benchmarks" + (" (--quick: small slices and models; not for reading speed)"
                                  if quick else "")
     return f"# {title}\n\n" + "\n".join(lines) + ("\n\n" + "\n".join(notes) if notes else "") + \
         "\n\nSpeedups are batch throughput over the original Python on the same held-out rows " \
-        "(medians of repetitions); agreement is the fraction of rows classified as the original " \
+        "(medians of repetitions, the variants timed in turns); agreement is the fraction of rows classified as the original " \
         "classifies them.\n"
 
 
