@@ -29,6 +29,13 @@ Design (measured alternatives and numbers are in ``codegen/README.md``):
   times both walks on the first blocks of a batch and runs the rest with the faster one;
   the sums are bit-identical either way.
 
+* **Chained records for single-output models.**  Leaves lead on to the next tree of a
+  window of trees, so each lane of the lock-step walk runs through the window at its own
+  pace instead of waiting for the slowest lane at every tree (:func:`chain_records`).
+* **float32 mode** (``dtype="float32"``): float32 rows and slots, thresholds rounded down
+  to float32 (the same decisions on float32 values), 8-byte records, float64 leaf sums:
+  bit-identical results on float32 inputs (:func:`pack_float32`).
+
 ``emit_ensemble`` adds the kernel to a caller's ``llvmlite.ir.Module`` so a fused pipeline
 kernel can call it on rows it computed into its own buffer.
 """
