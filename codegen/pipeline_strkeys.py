@@ -116,14 +116,21 @@ def _encode_rows(items: list) -> EncodedColumn:
     return EncodedColumn(units, index, specials)
 
 
+def distinct_objects(col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(codes, first)`` of a 1-D object array by object identity: per row, the number of its
+    object (numbered in order of first appearance), and per object a row holding it."""
+    col = np.ascontiguousarray(col, dtype=object)
+    # the element pointers, viewed in place: ``col`` holds a reference to each object for as
+    # long as this view is used, so equal addresses are the same object
+    addresses = np.frombuffer((ctypes.c_ssize_t * len(col)).from_address(col.ctypes.data),
+                              dtype=np.intp)
+    return _factorize(addresses)
+
+
 def _encode_distinct(col: np.ndarray) -> EncodedColumn:
     """Encode a contiguous object array through its distinct objects (module docstring)."""
     n = len(col)
-    # the element pointers, viewed in place: ``col`` holds a reference to each object for as
-    # long as this view is used, so equal addresses are the same object
-    addresses = np.frombuffer((ctypes.c_ssize_t * n).from_address(col.ctypes.data),
-                              dtype=np.intp)
-    codes, first = _factorize(addresses)
+    codes, first = distinct_objects(col)
     distinct = col[first].tolist()
     enc = _encode_rows(distinct)
     index = np.empty(2 * n, dtype=np.int64)

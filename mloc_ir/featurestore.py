@@ -63,6 +63,11 @@ class FeatureStoreWarning(UserWarning):
 def _canonical(v) -> bytes | None:
     """The store key of one lookup key: equal under Python's ``==`` <=> equal bytes. Strings
     start with ``s``, numbers with ``n``; NaN (and anything unhashable) matches nothing."""
+    t = type(v)  # the common exact types first: the ABC checks below cost ~1 us per key
+    if t is str:
+        return b"s" + v.encode("utf-8", "surrogatepass")
+    if t is int:
+        return b"n%d" % v
     if isinstance(v, str):
         return b"s" + v.encode("utf-8", "surrogatepass")
     if isinstance(v, (bool, np.bool_)):
@@ -89,17 +94,25 @@ def _encode_keys(values) -> tuple[list[bytes | None], np.ndarray]:
             arr = arr.astype(np.float64, copy=False)
         uniq, inverse = np.unique(arr, return_inverse=True)
         return [_canonical(u) for u in uniq.tolist()], inverse.astype(np.intp).ravel()
+    if arr.dtype == object and len(arr) > 32:
+        # key columns repeat a few objects: canonicalize each distinct object once (by
+        # identity, so no object's own __eq__ is trusted), then merge equal canonical keys
+        from codegen.pipeline_strkeys import distinct_objects
+        rows, first = distinct_objects(arr)
+        objects = arr[first].tolist()
+    else:
+        rows, objects = None, arr.tolist()
     index: dict = {}
-    inverse = np.empty(len(arr), dtype=np.intp)
+    inverse = np.empty(len(objects), dtype=np.intp)
     codes: list = []
-    for i, v in enumerate(arr.tolist()):
+    for i, v in enumerate(objects):
         c = _canonical(v)
         j = index.get(c)
         if j is None:
             j = index[c] = len(codes)
             codes.append(c)
         inverse[i] = j
-    return codes, inverse
+    return codes, (inverse if rows is None else inverse[rows])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -114,6 +114,46 @@ def test_python_key_equality_and_empty_batches():
     assert t.get(1.0) == 0.5 and t.get(99, "no") == "no" and 2.5 in t and 3 not in t
 
 
+class LoudKey(str):
+    """A str subclass whose own equality would merge keys the store tells apart."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = str.__hash__
+
+
+def test_long_object_key_columns_match_like_a_dict_row_by_row():
+    """Past 32 rows an object column is canonicalized once per distinct object: rows sharing
+    an object, equal keys held by different objects or types (1, 1.0, True, np.int64), NaN
+    objects, None, unhashable keys and a str subclass with its own __eq__ each get what a
+    per-row dict lookup gets (unhashable keys: the default)."""
+    def reference(table, k):
+        try:
+            return table.get(k, -1.0)
+        except TypeError:
+            return -1.0
+
+    strings = {"x": 1.5, "y": 2.5}
+    numbers = {1: 0.5, 2.5: 3.0}
+    pools = {
+        "s": (strings, ["x", "".join(["", "x"]), "y", np.str_("y"), LoudKey("z"), LoudKey("x"),
+                        "q", None, float("nan"), 1, [1]]),
+        "n": (numbers, [1, 1.0, True, np.int64(1), np.float64(1.0), 2.5, np.float32(2.5),
+                        float("nan"), np.nan, None, "1", 3, -0.0, [2.5]]),
+    }
+    rng = np.random.default_rng(0)
+    for name, (table, pool) in pools.items():
+        t = fs.publish(table, url="memory://tests", name=f"objkeys-{name}")
+        keys = np.empty(400, dtype=object)
+        keys[:] = [pool[i] for i in rng.integers(0, len(pool), 400)]
+        got = t.lookup(keys, -1.0, "f64").tolist()
+        assert got == [reference(table, k) for k in keys.tolist()], name
+        assert got[:20] == t.lookup(keys[:20], -1.0, "f64").tolist()  # the short path agrees
+        codes, _ = fs._encode_keys(keys)
+        assert len(codes) == len(set(codes))  # equal keys: one request key
+
+
 def test_int_values_stay_ints_in_plain_python_and_the_ir():
     assert CODE.get(1, 0) == 3 and isinstance(CODE.get(1, 0), int)
 
