@@ -48,7 +48,7 @@ def test_variants_per_model_family():
     assert names == ["refit on labels", "distilled", "distilled, C x16", "distilled, C x256"]
     knn = KNeighborsClassifier(3).fit(X, y)  # its fit takes no sample_weight
     assert [v.name for v in approx.variants(knn)] == ["refit on labels"]
-    booster = lgb.train({"objective": "binary", "verbosity": -1}, lgb.Dataset(X, y), 3)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1}, lgb.Dataset(X, y), 3)
     assert [v.name for v in approx.variants(booster)] == ["refit on labels", "distilled"]
     assert [v.name for v in approx.variants(lr, lambda X, y: lr)] == ["approximate_trainer"]
 
@@ -61,7 +61,7 @@ def test_distilled_variants_fit_the_models_own_family():
     lr = LogisticRegression(C=0.5).fit(X, y)
     fitted = approx.variants(lr)[3].fit(X, y, np.c_[1 - p, p])
     assert isinstance(fitted, LogisticRegression) and fitted.C == 0.5 * 256
-    booster = lgb.train({"objective": "binary", "verbosity": -1}, lgb.Dataset(X, y), 5)
+    booster = lgb.train({"objective": "binary", "verbosity": -1, "num_threads": 1}, lgb.Dataset(X, y), 5)
     distilled = approx.variants(booster)[1].fit(X, y, p)
     assert task_of(distilled)[0] == "binary" and distilled.current_iteration() == 5
     assert approx.probabilities(distilled, X).shape == (400, 2)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -50,6 +50,10 @@ from .report import Candidate, GroupStat, PlanReport
 from .threshold import choose_threshold, rows_needed
 
 ALPHA = 0.05  # 95% confidence, for the agreement bound
+#: A tree variant with ``size`` x the user's trees is taken to cost at least this share of
+#: ``size`` x the user's model's cost per row (a lower bound used to skip fitting it; trees of
+#: the same number of leaves on fewer features are about as deep, so about as costly)
+TREE_COST_FLOOR = 0.5
 
 
 @dataclass
@@ -82,6 +86,7 @@ class Settings:
     budgets: tuple = DEFAULT_BUDGETS
     min_speedup: float = 1.05
     timing_rows: int = 2000
+    tree_fractions: tuple = approx_mod.TREE_FRACTIONS
     topk_precision: float = 0.95
     progress: bool | None = None
 
@@ -144,9 +149,11 @@ def _check_graph(graph, s: Settings, info) -> None:
                             + ", ".join(str(graph[o].type) for o in graph.outputs))
 
 
-def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Settings):
+def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Settings,
+                     measure=None):
     """Refitted transforms and the approximate model (``approx.Choice``) on the fit rows'
-    chosen columns; ``fit_full``: the full model's (probabilities, classes) there."""
+    chosen columns; ``fit_full``: the full model's (probabilities, classes) there.
+    ``measure(transforms) -> (assess, prune)``: the cost measurements ``approx.choose`` uses."""
     node = Node(-1, "approx_X", "stack", tuple(parts), {}, stack_type(graph, parts))
     with np.errstate(all="ignore"):
         X = run_node(node, [values[p] for p in parts])
@@ -158,13 +165,16 @@ def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Set
         t = clone(graph[tid].attrs["transformer"].obj).fit(X)
         X = t.transform(X)
         fitted.append(t)
-    options = approx_mod.variants(info.model, s.approximate_trainer)
-    if fit_full is None:  # a regressor (top-K only): nothing to distil or to agree with
-        choice = approx_mod.choose(options[:1], X, labels, None, None, s.accuracy_target)
-    else:
-        choice = approx_mod.choose(options, X, labels, fit_full[0], fit_full[1],
-                                   s.accuracy_target, seed=s.seed)
+    options = approx_mod.variants(info.model, s.approximate_trainer, s.tree_fractions)
+    assess, prune = measure(fitted) if measure is not None else (None, None)
+    proba, classes = fit_full if fit_full is not None else (None, None)
+    choice = approx_mod.choose(options, X, labels, proba, classes, s.accuracy_target,
+                               seed=s.seed, assess=assess, prune=prune,
+                               want_cascade=s.cascades and fit_full is not None,
+                               want_topk=s.top_k is not None)
     _check_approx_model(info, choice.model)
+    if choice.topk_model is not choice.model:
+        _check_approx_model(info, choice.topk_model)
     return choice, fitted
 
 
@@ -210,7 +220,7 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
 
     s = settings
     check_settings(s)
-    t_start = time.perf_counter()
+    t_start = (time.perf_counter(), time.process_time())
     info = find_model(graph)
     _check_graph(graph, s, info)
     bound, labels, n = _check_train(graph, train)
@@ -248,8 +258,8 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
         def rows_of(idx):
             return {k: take(v, idx) for k, v in cache_all.items()}
 
-        # 3. costs
-        timing = cal[: s.timing_rows]
+        # 3. costs, timed on fit rows (no choice looks at the calibration rows)
+        timing = np.sort(rest[: s.timing_rows])
         kw_time = unbind(graph, {k: take(v, timing) for k, v in bound.items()})
         if full_runner is None or s.backend != "compiled":
             full_runner = cost_mod.runner(graph, s.backend, s.threads)
@@ -277,7 +287,7 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
                       "needs a proper subset of at least two")
             report.no_cascade = reason if s.cascades else None
             report.no_topk = reason if s.top_k is not None else None
-            report.planning_seconds = time.perf_counter() - t_start
+            _finish(report, t_start)
             return Planned(report)
 
         # 5. candidates
@@ -291,100 +301,202 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
         full_cal = evaluate(probe, probe.outputs, cal_cache)
         full_class = predicted_class(full_cal[conf_out]) if info.is_classifier else None
         bar.update(1)
-        alpha_each = ALPHA / max(len(cands), 1)
-        fit_values = {p: take(values[p], fit) for p in part_ids}
-        fit_full = None
-        if info.is_classifier:  # the full model's answers on the fit rows, to distil from
-            proba = evaluate(probe, [probe.outputs[conf_out]], rows_of(fit))[0]
-            fit_full = (as_probabilities(proba), predicted_class(proba))
-        chain, _ = transform_chain(graph, first)
-        built = []  # per candidate: (approximate graph, runner or None)
+        # the full pipeline's answers on the fit rows: to distil from, to agree with, and the
+        # scores a top-K filter is judged against while choosing its model
+        fit_cache = rows_of(fit)
+        full_fit = evaluate(probe, probe.outputs, fit_cache)
+        ctx = _Context(graph=graph, info=info, s=s, chain=transform_chain(graph, first)[0],
+                       fit_values={p: take(values[p], fit) for p in part_ids},
+                       fit_labels=labels[fit], fit_cache=fit_cache,
+                       fit_scores=(np.asarray(full_fit[0], np.float64)
+                                   if s.top_k is not None else None),
+                       fit_full=((as_probabilities(full_fit[conf_out]),
+                                  predicted_class(full_fit[conf_out]))
+                                 if info.is_classifier else None),
+                       cal_cache=cal_cache, full_cal=full_cal, full_class=full_class,
+                       label_pos_cal=label_pos[cal], alpha_each=ALPHA / max(len(cands), 1),
+                       report=report, kw_time=kw_time, n_time=len(timing), n_cal=len(cal),
+                       model_cost=max(report.full_cost - overhead - float(sum(costs)), 0.0))
+        built = []  # per candidate: ((graph, runner) of the cascade, (graph, runner) of top-K)
         for frac, chosen in cands:
             cand = Candidate([groups[i].name for i in chosen], frac,
                              float(sum(imp_mean[i] for i in chosen)))
             report.candidates.append(cand)
-            ag, runner = _evaluate_candidate(graph, info, s, cand, [groups[i] for i in chosen],
-                                             chain, fit_values, fit_full, label_pos, labels, fit,
-                                             cal_cache,
-                                             full_cal, full_class, conf_out, alpha_each,
-                                             report, kw_time, len(timing), cal)
-            built.append((ag, runner))
+            built.append(_evaluate_candidate(ctx, cand, [groups[i] for i in chosen],
+                                             float(sum(costs[i] for i in chosen))))
             bar.update(1)
     finally:
         bar.close()
 
     planned = Planned(report)
-    _choose(planned, s, built, n_cal)
-    report.planning_seconds = time.perf_counter() - t_start
+    _choose(planned, s, built)
+    _finish(report, t_start)
     return planned
 
 
-def _evaluate_candidate(graph, info, s, cand, chosen_groups, chain, fit_values, fit_full,
-                        label_pos, labels, fit, cal_cache, full_cal, full_class, conf_out,
-                        alpha_each, report, kw_time, n_time, cal):
+def _finish(report, t_start) -> None:
+    report.planning_seconds = time.perf_counter() - t_start[0]
+    report.planning_cpu_seconds = time.process_time() - t_start[1]
+
+
+@dataclass
+class _Context:
+    """What every candidate's evaluation shares (rows, the full pipeline's answers, costs)."""
+
+    graph: Any
+    info: Any
+    s: Settings
+    chain: list
+    fit_values: dict  # part id -> values on the fit rows
+    fit_labels: np.ndarray
+    fit_cache: dict  # inputs and part values of the fit rows
+    fit_scores: np.ndarray | None  # the full pipeline's score on the fit rows (top-K only)
+    fit_full: tuple | None  # (probabilities, class positions) of the full model on fit rows
+    cal_cache: dict
+    full_cal: list
+    full_class: np.ndarray | None
+    label_pos_cal: np.ndarray
+    alpha_each: float
+    report: PlanReport
+    kw_time: dict  # keyword arguments of the timing rows (fit rows)
+    n_time: int
+    n_cal: int
+    model_cost: float  # the user's model's share of the full pipeline's cost per row
+
+
+def _topk_query_cost(ctx: _Context, stage1: float, ratio: float) -> float:
+    """Seconds of a top-K query over a calibration-sized batch with this filter."""
+    n = ctx.n_cal
+    kp = min(n, math.ceil(ratio * min(ctx.s.top_k, n)))
+    return n * stage1 + kp * ctx.report.full_cost
+
+
+def _measures(ctx: _Context, chosen_groups, groups_cost: float):
+    """``measure(transforms) -> (assess, prune)`` for ``approx.choose`` on one candidate."""
+    s, report = ctx.s, ctx.report
+
+    def measure(transforms):
+        sizeless = []  # the stage-1 cost of a variant whose size the variant does not set
+
+        def assess(variant, model, val, cov):
+            ag = approximate_graph(ctx.graph, chosen_groups, model, transforms=transforms,
+                                   confidence=False)
+            if variant.size is None and sizeless:
+                stage1 = sizeless[0]  # same family, same columns: same cost, no compile
+            else:
+                runner = cost_mod.runner(ag, s.backend, s.threads)
+                stage1 = cost_mod.positive(
+                    cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
+                if variant.size is None:
+                    sizeless.append(stage1)
+            a = approx_mod.Assessment(stage1_cost=stage1)
+            if s.cascades and cov is not None:
+                a.cascade_cost = stage1 + (1.0 - cov) * report.full_cost
+            if s.top_k is not None:
+                cache = {k: take(v, val) for k, v in ctx.fit_cache.items()}
+                scores = evaluate(ag, [ag.outputs[0]], cache)[0]
+                rc = topk_mod.choose_ratio(ctx.fit_scores[val], scores, s.top_k, batch=ctx.n_cal,
+                                           precision=s.topk_precision, seed=s.seed)
+                a.topk_ratio = rc.ratio
+                a.topk_cost = _topk_query_cost(ctx, stage1, rc.ratio)
+            return a
+
+        def prune(variant, best_cascade, best_topk):
+            # a tree variant costs at least its groups plus a share of the user's model's
+            # cost per tree; skip it when even answering every row at that cost would lose
+            if variant.size is None or (best_cascade is None and best_topk is None):
+                return None
+            floor = groups_cost + TREE_COST_FLOOR * variant.size * ctx.model_cost
+            lose_c = not s.cascades or (best_cascade is not None and floor >= best_cascade)
+            lose_k = s.top_k is None or (
+                best_topk is not None
+                and ctx.n_cal * floor + min(s.top_k, ctx.n_cal) * report.full_cost >= best_topk)
+            if lose_c and lose_k:
+                return (f"skipped: costs at least {floor * 1e6:.3f} us/row, no better than the "
+                        "best smaller model")
+            return None
+        return assess, prune
+    return measure
+
+
+def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
+    """Fit, measure and certify one candidate feature set; ((cascade graph, runner), (top-K
+    graph, runner)), each None when that use is not wanted."""
+    graph, info, s, report = ctx.graph, ctx.info, ctx.s, ctx.report
     first = info.nodes[0]
     parts = chosen_parts(graph, first, chosen_groups)
-    choice, fitted = _fit_approximate(graph, info, parts, chain, fit_values, labels[fit],
-                                      fit_full, s)
-    model = choice.model
+    choice, fitted = _fit_approximate(graph, info, parts, ctx.chain, ctx.fit_values,
+                                      ctx.fit_labels, ctx.fit_full, s,
+                                      measure=_measures(ctx, chosen_groups, groups_cost))
     cand.approx_model = choice.name
     cand.approx_scores = choice.scores
-    ag = approximate_graph(graph, chosen_groups, model, transforms=fitted,
+    cand.approx_trials = [asdict(t) for t in choice.trials]
+    ag = approximate_graph(graph, chosen_groups, choice.model, transforms=fitted,
                            confidence=info.is_classifier)
-    outs = evaluate(ag, ag.outputs, cal_cache)
+    outs = evaluate(ag, ag.outputs, ctx.cal_cache)
     n_user = len(graph.outputs)
     for i in range(n_user):
-        if not _same_shape(full_cal[i], outs[i]):
+        if not _same_shape(ctx.full_cal[i], outs[i]):
             raise PlanError(f"the approximate pipeline's output {i} has shape "
-                            f"{np.shape(outs[i])}, the full pipeline's {np.shape(full_cal[i])}: "
-                            "the approximate model must answer like the user's model")
-    wanted = False
+                            f"{np.shape(outs[i])}, the full pipeline's "
+                            f"{np.shape(ctx.full_cal[i])}: the approximate model must answer "
+                            "like the user's model")
+    cascade = topk = None
     if s.cascades:
         conf_idx = ag.meta["cascade"]["confidence_output"]
         conf = confidence(outs[conf_idx])
         approx_class = predicted_class(outs[conf_idx])
-        choice = choose_threshold(conf, approx_class == full_class, s.accuracy_target,
-                                  alpha_each, info.n_classes)
-        cand.agreement_bound = choice.lower_bound
-        if choice.threshold is None:
-            need = rows_needed(s.accuracy_target, alpha_each)
-            cand.note = ("no threshold certifies the target" if len(cal) >= need else
-                         f"{len(cal)} calibration rows cannot certify {s.accuracy_target} "
+        tc = choose_threshold(conf, approx_class == ctx.full_class, s.accuracy_target,
+                              ctx.alpha_each, info.n_classes)
+        cand.agreement_bound = tc.lower_bound
+        if tc.threshold is None:
+            need = rows_needed(s.accuracy_target, ctx.alpha_each)
+            cand.note = ("no threshold certifies the target" if ctx.n_cal >= need else
+                         f"{ctx.n_cal} calibration rows cannot certify {s.accuracy_target} "
                          f"(needs >= {need})")
         else:
-            cand.threshold = choice.threshold
-            cand.confident_fraction = choice.confident_fraction
-            cand.agreement = choice.agreement
-            confident = np.where(np.isnan(conf), -np.inf, conf) >= choice.threshold
-            y = label_pos[cal]
-            cascade_class = np.where(confident, approx_class, full_class)
-            cand.accuracy_full = float(np.mean(full_class == y))
+            cand.threshold = tc.threshold
+            cand.confident_fraction = tc.confident_fraction
+            cand.agreement = tc.agreement
+            confident = np.where(np.isnan(conf), -np.inf, conf) >= tc.threshold
+            y = ctx.label_pos_cal
+            cascade_class = np.where(confident, approx_class, ctx.full_class)
+            cand.accuracy_full = float(np.mean(ctx.full_class == y))
             cand.accuracy_cascade = float(np.mean(cascade_class == y))
-            wanted = True
-    if s.top_k is not None:
-        wanted = True
-    runner = None
-    if wanted:
-        runner = cost_mod.runner(ag, s.backend, s.threads)
-        cand.stage1_cost = cost_mod.positive(cost_mod.seconds_per_row(runner, kw_time, n_time))
-        if cand.threshold is not None:
-            cand.expected_cost = cand.stage1_cost + (1.0 - cand.confident_fraction) * report.full_cost
+            runner = cost_mod.runner(ag, s.backend, s.threads)
+            cand.stage1_cost = cost_mod.positive(
+                cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
+            cand.expected_cost = cand.stage1_cost + \
+                (1.0 - cand.confident_fraction) * report.full_cost
             cand.speedup = report.full_cost / cand.expected_cost
+            cascade = (ag, runner)
     if s.top_k is not None:
-        rc = topk_mod.choose_ratio(full_cal[0], outs[0], s.top_k, precision=s.topk_precision,
-                                   seed=s.seed)
+        cand.topk_model = choice.topk_name
+        if choice.topk_model is choice.model:
+            kg, k_outs = ag, outs
+            runner = cascade[1] if cascade is not None else None
+        else:
+            kg = approximate_graph(graph, chosen_groups, choice.topk_model, transforms=fitted,
+                                   confidence=False)
+            k_outs = evaluate(kg, kg.outputs, ctx.cal_cache)
+            runner = None
+        if runner is None:
+            runner = cost_mod.runner(kg, s.backend, s.threads)
+        stage1 = cost_mod.positive(cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
+        cand.topk_stage1_cost = stage1
+        if cand.stage1_cost is None and kg is ag:
+            cand.stage1_cost = stage1
+        rc = topk_mod.choose_ratio(ctx.full_cal[0], k_outs[0], s.top_k,
+                                   precision=s.topk_precision, seed=s.seed)
         cand.topk_ratio = rc.ratio
         cand.topk_precision = rc.heldout_precision
-        n = len(cal)
-        kp = min(n, math.ceil(rc.ratio * min(s.top_k, n)))
-        query = n * cand.stage1_cost + kp * report.full_cost
-        cand.topk_speedup = n * report.full_cost / query
-        ag.meta["topk_scores"] = (np.asarray(full_cal[0], np.float64),
-                                  np.asarray(outs[0], np.float64))
-    return ag, runner
+        cand.topk_speedup = ctx.n_cal * report.full_cost / _topk_query_cost(ctx, stage1, rc.ratio)
+        topk = (kg, runner, (np.asarray(ctx.full_cal[0], np.float64),
+                             np.asarray(k_outs[0], np.float64)))
+    return cascade, topk
 
 
-def _choose(planned: Planned, s: Settings, built, n_cal) -> None:
+def _choose(planned: Planned, s: Settings, built) -> None:
     report = planned.report
     cands = report.candidates
     if s.cascades:
@@ -405,7 +517,7 @@ def _choose(planned: Planned, s: Settings, built, n_cal) -> None:
                 report.cascade = best
                 report.threshold = cands[best].threshold
                 report.expected_speedup = cands[best].speedup
-                ag, runner = built[best]
+                ag, runner = built[best][0]
                 planned.cascade_graph, planned.cascade_runner = ag, runner
                 planned.confidence_output = ag.meta["cascade"]["confidence_output"]
                 planned.threshold = cands[best].threshold
@@ -422,6 +534,5 @@ def _choose(planned: Planned, s: Settings, built, n_cal) -> None:
                 report.topk_candidate = best
                 report.topk_ratio = cands[best].topk_ratio
                 report.topk_speedup = cands[best].topk_speedup
-                planned.topk_graph, planned.topk_runner = built[best]
+                planned.topk_graph, planned.topk_runner, planned.topk_scores = built[best][1]
                 planned.topk_ratio = cands[best].topk_ratio
-                planned.topk_scores = planned.topk_graph.meta.pop("topk_scores")

@@ -35,6 +35,10 @@ class Candidate:
     topk_speedup: float | None = None
     approx_model: str = ""  # how the approximate model was trained (``approx.variants``)
     approx_scores: dict = field(default_factory=dict)  # variant -> coverage on fit rows
+    # per variant tried (``approx.Trial`` as a dict): coverage, costs, or why it was skipped
+    approx_trials: list = field(default_factory=list)
+    topk_model: str = ""  # how the top-K filter's model was trained
+    topk_stage1_cost: float | None = None  # seconds per row of the top-K filter
     note: str = ""
 
 
@@ -62,7 +66,8 @@ class PlanReport:
     topk_ratio: float | None = None
     topk_speedup: float | None = None
     no_topk: str | None = None
-    planning_seconds: float = 0.0
+    planning_seconds: float = 0.0  # wall
+    planning_cpu_seconds: float = 0.0  # CPU of this process (all its threads)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,7 +101,7 @@ class PlanReport:
             desc = f"   {mark}[{i}] budget {c.budget:.0%}: {{{', '.join(c.groups)}}}"
             if c.approx_model:
                 desc += f"; model {c.approx_model}"
-                if len(c.approx_scores) > 1:
+                if len(c.approx_scores) > 1 and not c.approx_trials:
                     desc += " (validation coverage " + ", ".join(
                         f"{k} {v:.1%}" for k, v in c.approx_scores.items()) + ")"
             if c.stage1_cost is not None:
@@ -110,11 +115,18 @@ class PlanReport:
                 desc += (f"; accuracy {c.accuracy_full:.4f} full -> {c.accuracy_cascade:.4f} "
                          "cascade")
             if c.topk_ratio is not None:
+                if c.topk_model and c.topk_model != c.approx_model:
+                    desc += f"; top-K filter model {c.topk_model}"
+                    if c.topk_stage1_cost is not None:
+                        desc += f" ({c.topk_stage1_cost * us:.3f} us/row)"
                 desc += (f"; top-K ratio {c.topk_ratio:.2f} (held-out precision "
                          f"{c.topk_precision:.3f}, {c.topk_speedup:.2f}x)")
             if c.note:
                 desc += f"; {c.note}"
             lines.append(desc)
+            if c.approx_trials:
+                lines.append("        models tried (validation rows): " + "; ".join(
+                    _trial(t) for t in c.approx_trials))
         if self.cascade is not None:
             c = self.candidates[self.cascade]
             lines.append(f"  cascade: groups {{{', '.join(c.groups)}}}, threshold "
@@ -130,5 +142,23 @@ class PlanReport:
                              f"{self.topk_speedup:.2f}x on {self.n_calibration}-row batches")
             else:
                 lines.append(f"  top-{self.top_k}: exact (no filter: {self.no_topk})")
-        lines.append(f"  planned in {self.planning_seconds:.1f} s")
+        lines.append(f"  planned in {self.planning_seconds:.1f} s "
+                     f"({self.planning_cpu_seconds:.1f} s CPU)")
         return "\n".join(lines)
+
+
+def _trial(t: dict) -> str:
+    """One line's worth of an ``approx.Trial`` (as a dict)."""
+    us = 1e6
+    if t.get("note"):
+        return f"{t['name']}: {t['note']}"
+    bits = []
+    if t.get("coverage") is not None:
+        bits.append(f"coverage {t['coverage']:.1%}")
+    if t.get("stage1_cost") is not None:
+        bits.append(f"stage 1 {t['stage1_cost'] * us:.3f} us/row")
+    if t.get("cascade_cost") is not None:
+        bits.append(f"cascade {t['cascade_cost'] * us:.3f} us/row")
+    if t.get("topk_cost") is not None:
+        bits.append(f"top-K ratio {t['topk_ratio']:.2f}, {t['topk_cost'] * 1e3:.2f} ms/query")
+    return f"{t['name']}: " + ", ".join(bits)
