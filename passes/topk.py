@@ -64,16 +64,25 @@ def top_candidates(scores, kp: int) -> np.ndarray:
 
 
 def needed_candidates(full, approx, k: int, precision: float) -> int:
-    """The fewest approximate top rows that contain ``ceil(precision * k)`` of the true top k."""
+    """The fewest approximate top rows that contain ``ceil(precision * k)`` of the true top k.
+
+    One sort per call (this runs once per bootstrap batch): a row's approximate rank is the
+    number of rows with a higher score plus the tied ones at earlier positions."""
     n = len(full)
     k = min(k, n)
-    true_top = descending_order(full)[:k]
-    rank = np.empty(n, dtype=np.int64)
-    rank[descending_order(approx)] = np.arange(n)
     hits = math.ceil(precision * k - 1e-12)
     if hits <= 0:
         return 0
-    return int(np.sort(rank[true_top])[hits - 1]) + 1
+    true_top = top_candidates(full, k)
+    a = np.asarray(approx, dtype=np.float64)
+    key = np.where(np.isnan(a), np.inf, -a)  # ascending key: best first, NaN last
+    ordered = np.sort(key)
+    mine = key[true_top]
+    rank = np.searchsorted(ordered, mine, "left")
+    tied = np.flatnonzero(np.searchsorted(ordered, mine, "right") - rank > 1)
+    for j in tied:  # ties go to the earlier row
+        rank[j] += np.count_nonzero(key[: true_top[j]] == mine[j])
+    return int(np.partition(rank, hits - 1)[hits - 1]) + 1
 
 
 def choose_ratio(full_scores, approx_scores, k: int, *, batch: int | None = None,

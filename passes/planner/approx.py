@@ -305,13 +305,18 @@ def variants(model, user_trainer=None, tree_fractions=TREE_FRACTIONS) -> list[Va
 
 # -- the choice ------------------------------------------------------------------------------------
 
-def coverage(conf, agree, target: float) -> float:
+def coverage(conf, agree, target: float, allowed_rate: float | None = None) -> float:
     """Share of rows answered, most confident first, before the disagreements exceed what
-    ``target`` allows on these rows (the point-estimate analogue of the certified threshold)."""
+    ``target`` allows on these rows (the point-estimate analogue of the certified threshold).
+
+    ``allowed_rate``: the share of rows that may disagree (default ``1 - target``); the
+    certificate tolerates fewer than ``1 - target`` on a finite number of calibration rows
+    (``threshold.allowed_rate``), and coverage at that rate predicts the certified one."""
     n = len(conf)
     if n == 0:
         return 0.0
-    allowed = int(math.floor((1.0 - target) * n + 1e-9))  # (1 - 0.9) * 10 is 0.999...98
+    rate = 1.0 - target if allowed_rate is None else allowed_rate
+    allowed = int(math.floor(rate * n + 1e-9))  # (1 - 0.9) * 10 is 0.999...98
     order = np.argsort(-np.where(np.isnan(conf), -np.inf, conf), kind="stable")
     bad = np.flatnonzero(~np.asarray(agree, bool)[order])
     return (bad[allowed] if len(bad) > allowed else n) / n
@@ -333,15 +338,16 @@ def _best(trials: list[Trial], key) -> Trial | None:
 
 def choose(options: list[Variant], X, labels, proba, full_class, target: float,
            seed: int = 0, assess: Callable | None = None, prune: Callable | None = None,
-           want_cascade: bool = True, want_topk: bool = False) -> Choice:
+           want_cascade: bool = True, want_topk: bool = False,
+           allowed_rate: float | None = None) -> Choice:
     """Fit each variant on part of the fit rows, judge it on the rest, refit the cheapest on
     all of them. ``proba``/``full_class``: the full model's class probabilities and class
     positions on the fit rows (None for a regressor: no coverage, top-K only).
 
     ``assess(variant, model, validation_positions, coverage) -> Assessment`` measures a fitted
     variant (costs in seconds); without it the variant answering most validation rows wins.
-    ``prune(variant, best_cascade_cost, best_topk_cost) -> str | None`` may skip a variant
-    before it is fitted (the reason is reported). The cascade's model is the one with the
+    ``prune(variant, trials so far) -> str | None`` may skip a variant before it is fitted
+    (the reason is reported). The cascade's model is the one with the
     lowest expected cost per row, the top-K filter's the one with the lowest expected query
     cost (``want_cascade`` / ``want_topk``: which are asked for).
     """
@@ -368,11 +374,7 @@ def choose(options: list[Variant], X, labels, proba, full_class, target: float,
         trial = Trial(v.name, v.size)
         trials.append(trial)
         if prune is not None:
-            done = [t for t in trials if t.note == ""]
-            best_c = _best(done, lambda t: t.cascade_cost)
-            best_k = _best(done, lambda t: t.topk_cost)
-            reason = prune(v, best_c.cascade_cost if best_c else None,
-                           best_k.topk_cost if best_k else None)
+            reason = prune(v, [t for t in trials[:-1] if t.note == ""])
             if reason:
                 trial.note = reason
                 continue
@@ -389,7 +391,7 @@ def choose(options: list[Variant], X, labels, proba, full_class, target: float,
                 trial.note = "a class is missing from its training rows"
                 continue
             agree = np.argmax(p, axis=1) == full_class[val]
-            trial.coverage = coverage(confidence(p), agree, target)
+            trial.coverage = coverage(confidence(p), agree, target, allowed_rate)
         if assess is not None:
             a = assess(v, m, val, trial.coverage)
             trial.stage1_cost, trial.cascade_cost = a.stage1_cost, a.cascade_cost

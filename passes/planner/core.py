@@ -47,13 +47,15 @@ from .knapsack import DEFAULT_BUDGETS, candidate_sets
 from .models import PlanError, as_probabilities, confidence, find_model, predicted_class, \
     task_of
 from .report import Candidate, GroupStat, PlanReport
-from .threshold import choose_threshold, rows_needed
+from .threshold import allowed_rate, choose_threshold, rows_needed
 
 ALPHA = 0.05  # 95% confidence, for the agreement bound
 #: A tree variant with ``size`` x the user's trees is taken to cost at least this share of
 #: ``size`` x the user's model's cost per row (a lower bound used to skip fitting it; trees of
 #: the same number of leaves on fewer features are about as deep, so about as costly)
 TREE_COST_FLOOR = 0.5
+#: ... and this share of ``size`` / ``measured size`` x a measured tree variant's model cost
+TREE_COST_FLOOR_MEASURED = 0.8
 
 
 @dataclass
@@ -150,10 +152,11 @@ def _check_graph(graph, s: Settings, info) -> None:
 
 
 def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Settings,
-                     measure=None):
+                     measure=None, allowed=None):
     """Refitted transforms and the approximate model (``approx.Choice``) on the fit rows'
     chosen columns; ``fit_full``: the full model's (probabilities, classes) there.
-    ``measure(transforms) -> (assess, prune)``: the cost measurements ``approx.choose`` uses."""
+    ``measure(transforms) -> (assess, prune)``: the cost measurements ``approx.choose`` uses;
+    ``allowed``: the disagreement rate the certificate will tolerate."""
     node = Node(-1, "approx_X", "stack", tuple(parts), {}, stack_type(graph, parts))
     with np.errstate(all="ignore"):
         X = run_node(node, [values[p] for p in parts])
@@ -171,7 +174,7 @@ def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Set
     choice = approx_mod.choose(options, X, labels, proba, classes, s.accuracy_target,
                                seed=s.seed, assess=assess, prune=prune,
                                want_cascade=s.cascades and fit_full is not None,
-                               want_topk=s.top_k is not None)
+                               want_topk=s.top_k is not None, allowed_rate=allowed)
     _check_approx_model(info, choice.model)
     if choice.topk_model is not choice.model:
         _check_approx_model(info, choice.topk_model)
@@ -364,6 +367,17 @@ class _Context:
     model_cost: float  # the user's model's share of the full pipeline's cost per row
 
 
+def _tree_cost_floor(ctx: _Context, done, groups_cost: float) -> float:
+    """A lower bound of a tree variant's model cost per row per unit of size (size 1: the
+    user's number of trees): from the largest tree variant measured so far (cost per tree is
+    about constant), else from the user's model's share of the full pipeline's cost."""
+    measured = [t for t in done if t.size is not None and t.stage1_cost is not None]
+    if measured:
+        t = max(measured, key=lambda t: t.size)
+        return TREE_COST_FLOOR_MEASURED * max(t.stage1_cost - groups_cost, 0.0) / t.size
+    return TREE_COST_FLOOR * ctx.model_cost
+
+
 def _topk_query_cost(ctx: _Context, stage1: float, ratio: float) -> float:
     """Seconds of a top-K query over a calibration-sized batch with this filter."""
     n = ctx.n_cal
@@ -401,17 +415,20 @@ def _measures(ctx: _Context, chosen_groups, groups_cost: float):
                 a.topk_cost = _topk_query_cost(ctx, stage1, rc.ratio)
             return a
 
-        def prune(variant, best_cascade, best_topk):
-            # a tree variant costs at least its groups plus a share of the user's model's
-            # cost per tree; skip it when even answering every row at that cost would lose
-            if variant.size is None or (best_cascade is None and best_topk is None):
+        def prune(variant, done):
+            # a tree variant costs at least its groups plus its share of the model cost; skip
+            # it when even answering every row at that cost would lose to a variant measured
+            if variant.size is None:
                 return None
-            floor = groups_cost + TREE_COST_FLOOR * variant.size * ctx.model_cost
-            lose_c = not s.cascades or (best_cascade is not None and floor >= best_cascade)
+            best_c = min((t.cascade_cost for t in done if t.cascade_cost is not None),
+                         default=None)
+            best_k = min((t.topk_cost for t in done if t.topk_cost is not None), default=None)
+            floor = groups_cost + _tree_cost_floor(ctx, done, groups_cost) * variant.size
+            lose_c = not s.cascades or (best_c is not None and floor >= best_c)
             lose_k = s.top_k is None or (
-                best_topk is not None
-                and ctx.n_cal * floor + min(s.top_k, ctx.n_cal) * report.full_cost >= best_topk)
-            if lose_c and lose_k:
+                best_k is not None
+                and ctx.n_cal * floor + min(s.top_k, ctx.n_cal) * report.full_cost >= best_k)
+            if lose_c and lose_k and (best_c is not None or best_k is not None):
                 return (f"skipped: costs at least {floor * 1e6:.3f} us/row, no better than the "
                         "best smaller model")
             return None
@@ -427,7 +444,9 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
     parts = chosen_parts(graph, first, chosen_groups)
     choice, fitted = _fit_approximate(graph, info, parts, ctx.chain, ctx.fit_values,
                                       ctx.fit_labels, ctx.fit_full, s,
-                                      measure=_measures(ctx, chosen_groups, groups_cost))
+                                      measure=_measures(ctx, chosen_groups, groups_cost),
+                                      allowed=allowed_rate(s.accuracy_target, ctx.n_cal,
+                                                           ctx.alpha_each))
     cand.approx_model = choice.name
     cand.approx_scores = choice.scores
     cand.approx_trials = [asdict(t) for t in choice.trials]

@@ -35,6 +35,21 @@ def rows_needed(target: float, alpha: float) -> int:
     return int(np.ceil(np.log(alpha) / np.log(target)))
 
 
+def allowed_rate(target: float, n: int, alpha: float) -> float:
+    """The largest share d/n of ``n`` held-out rows that may disagree while the agreement
+    bound still certifies ``target`` (0 when even full agreement cannot)."""
+    lo, hi = 0, int(np.floor((1.0 - target) * n))  # the bound is below the point estimate
+    if n <= 0 or lower_bound(n, n, alpha) < target:
+        return 0.0
+    while lo < hi:  # the largest d with lower_bound(n - d, n) >= target (monotone in d)
+        mid = (lo + hi + 1) // 2
+        if lower_bound(n - mid, n, alpha) >= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo / n
+
+
 def threshold_grid(n_classes: int) -> np.ndarray:
     """Thresholds tried, most cautious first: fine steps near 1, where most cascades live."""
     near_one = 1.0 - np.logspace(-9, -2, 57)
