@@ -438,6 +438,9 @@ def run(names=None, *, quick=False, out_dir=None, progress=True, jobs=None) -> d
     sizes = QUICK if quick else FULL
     if quick:
         os.environ.setdefault("MLOC_FAST_EXAMPLES", "1")  # small models (before any import)
+        # one OpenMP thread per benchmark process (LightGBM): quick runs two at once, and
+        # OpenMP threads waiting at barriers for a descheduled peer were 10-20x slower
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {}
     with tqdm(total=STEPS_PER_BENCHMARK * len(names), desc="mloc bench", unit="step",
               disable=not progress) as bar:

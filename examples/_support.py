@@ -95,15 +95,18 @@ def cached_model(name: str, train: Callable[..., Any], *, depends_on: tuple = ()
     return result
 
 
-def serve_on_all_cores(model):
-    """A scikit-learn LightGBM model trained with ``n_jobs=1``, set to predict on every core.
+def serving_threads(model):
+    """A scikit-learn LightGBM model trained with ``n_jobs=1``, set to predict on every core
+    (or on one in fast mode).
 
     The examples train on one thread: on a small machine shared with other work, two OpenMP
     threads made training 10-20x slower (each waits at every barrier for a thread that is not
-    running). Prediction keeps all cores, so the original pipelines are measured as they
-    would be served, beside mloc's compiled ones, which also use every core.
+    running). Prediction uses all cores, so the original pipelines are measured as they would
+    be served, beside mloc's compiled ones, which also use every core. In fast mode (the test
+    suite and ``--quick``: small models, never read for speed) it stays one thread: quick runs
+    two benchmarks at once, and the cascade planner refits the model with its settings.
     """
-    model.set_params(n_jobs=-1)
+    model.set_params(n_jobs=1 if fast_mode() else -1)
     return model
 
 

