@@ -140,6 +140,9 @@ def test_bad_trainer_and_settings():
         mloc_ir.compile(clf, train=cols(), cascades=True, budget=0.3)
     with pytest.raises(PlanError, match="unknown cost backend 'gpu'"):
         mloc_ir.compile(clf, train=cols(), cascades=True, backend="gpu")
+    for bad in ((0.5, 1.0), 0.5, ("a",), (0.0,)):
+        with pytest.raises(PlanError, match="tree_fractions must be a tuple of fractions"):
+            mloc_ir.compile(clf, train=cols(), cascades=True, tree_fractions=bad)
 
 
 def test_trainer_returning_a_regressor():

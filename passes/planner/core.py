@@ -54,7 +54,7 @@ ALPHA = 0.05  # 95% confidence, for the agreement bound
 #: ``size`` x the user's model's cost per row (a lower bound used to skip fitting it; trees of
 #: the same number of leaves on fewer features are about as deep, so about as costly)
 TREE_COST_FLOOR = 0.5
-#: ... and this share of ``size`` / ``measured size`` x a measured tree variant's model cost
+#: ... and this share of the cost per tree measured between two smaller variants
 TREE_COST_FLOOR_MEASURED = 0.8
 
 
@@ -108,6 +108,12 @@ def check_settings(s: Settings) -> None:
         raise PlanError(f"unknown cost backend {s.backend!r}; one of {', '.join(cost_mod.BACKENDS)}")
     if not (0.0 < s.calibration_fraction < 1.0):
         raise PlanError("calibration_fraction must be between 0 and 1")
+    fr = s.tree_fractions
+    if not isinstance(fr, (tuple, list)) or not all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and 0.0 < f < 1.0
+            for f in fr):
+        raise PlanError("tree_fractions must be a tuple of fractions of the model's trees, each "
+                        f"between 0 and 1 (exclusive; () for none), got {fr!r}")
 
 
 def _check_train(graph, train):
@@ -367,15 +373,25 @@ class _Context:
     model_cost: float  # the user's model's share of the full pipeline's cost per row
 
 
-def _tree_cost_floor(ctx: _Context, done, groups_cost: float) -> float:
-    """A lower bound of a tree variant's model cost per row per unit of size (size 1: the
-    user's number of trees): from the largest tree variant measured so far (cost per tree is
-    about constant), else from the user's model's share of the full pipeline's cost."""
-    measured = [t for t in done if t.size is not None and t.stage1_cost is not None]
+def _tree_cost_floor(ctx: _Context, done, groups_cost: float, size: float) -> float:
+    """A lower bound of the stage-1 cost per row of a tree variant of ``size`` (the user's
+    number of trees = 1), before fitting it; the largest of:
+
+    * the cost of any smaller tree variant measured (more trees never cost less);
+    * the groups plus ``TREE_COST_FLOOR`` x ``size`` x the user's model's cost per row;
+    * with two smaller variants measured, the larger's cost plus ``TREE_COST_FLOOR_MEASURED``
+      x the slope between them (cost per tree is about constant; the slope leaves out the
+      fixed cost of a call, which a cost per tree read off one variant would count)."""
+    measured = sorted((t for t in done if t.size is not None and t.stage1_cost is not None
+                       and t.size <= size), key=lambda t: t.size)
+    floor = groups_cost + TREE_COST_FLOOR * size * ctx.model_cost
     if measured:
-        t = max(measured, key=lambda t: t.size)
-        return TREE_COST_FLOOR_MEASURED * max(t.stage1_cost - groups_cost, 0.0) / t.size
-    return TREE_COST_FLOOR * ctx.model_cost
+        floor = max(floor, measured[-1].stage1_cost)
+    if len(measured) >= 2 and measured[-1].size > measured[-2].size:
+        a, b = measured[-2], measured[-1]
+        slope = (b.stage1_cost - a.stage1_cost) / (b.size - a.size)
+        floor = max(floor, b.stage1_cost + TREE_COST_FLOOR_MEASURED * slope * (size - b.size))
+    return floor
 
 
 def _topk_query_cost(ctx: _Context, stage1: float, ratio: float) -> float:
@@ -423,7 +439,7 @@ def _measures(ctx: _Context, chosen_groups, groups_cost: float):
             best_c = min((t.cascade_cost for t in done if t.cascade_cost is not None),
                          default=None)
             best_k = min((t.topk_cost for t in done if t.topk_cost is not None), default=None)
-            floor = groups_cost + _tree_cost_floor(ctx, done, groups_cost) * variant.size
+            floor = _tree_cost_floor(ctx, done, groups_cost, variant.size)
             lose_c = not s.cascades or (best_c is not None and floor >= best_c)
             lose_k = s.top_k is None or (
                 best_k is not None

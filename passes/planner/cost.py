@@ -35,6 +35,18 @@ def runner(graph, backend: str, threads: int | None = None):
     raise ValueError(f"unknown cost backend {backend!r}; one of {', '.join(BACKENDS)}")
 
 
+def settle(max_seconds: float = 1.0, step: float = 0.005) -> None:
+    """Wait (at most ``max_seconds``) until no thread of this process burns CPU: OpenMP
+    workers spin-wait for a while after a multi-threaded fit (measured here: ~0.1-0.5 s at
+    one full core), and process time would charge their spinning to whatever is timed next."""
+    deadline = time.perf_counter() + max_seconds
+    while time.perf_counter() < deadline:
+        c0 = time.process_time()
+        time.sleep(step)
+        if time.process_time() - c0 < 0.1 * step:
+            return
+
+
 def seconds_per_row(fn, kwargs: dict, n_rows: int, *, repeats: int = 5,
                     min_seconds: float = 0.02, max_seconds: float = 2.0) -> float:
     """Minimum over calls of ``fn(**kwargs)`` of its CPU time, divided by ``n_rows``.
@@ -42,6 +54,7 @@ def seconds_per_row(fn, kwargs: dict, n_rows: int, *, repeats: int = 5,
     One warm-up call first (lazy loading, caches); then at least ``repeats`` timed calls and
     enough for ``min_seconds`` in total, stopping early after ``max_seconds``.
     """
+    settle()
     fn(**kwargs)
     best = float("inf")
     spent, calls = 0.0, 0
