@@ -329,7 +329,7 @@ class Chained:
 
 
 def chain_records(low: Lowered, f32: bool = False,
-                  window_records: int | None = None) -> Chained:
+                  window_records: int | None = None) -> Chained | None:
     """Records in which a leaf leads on to the next tree, for single-output scalar leaves.
 
     In the lock-step walk all lanes wait for the slowest one at every tree (mtpl2: 8.5
@@ -340,6 +340,7 @@ def chain_records(low: Lowered, f32: bool = False,
     ``x``, so the sums are bit-identical and in tree order) and the group stops when all
     lanes reached the sink.  A lane pays one step per leaf instead, and waits only once
     per window.  Same record indices as ``low.nodes``; the sink is the last record.
+    None if float32 records cannot hold the model's slot and record numbers.
     """
     window_records = window_records or CHAIN_WINDOW_RECORDS
     nodes = low.nodes
@@ -373,7 +374,7 @@ def chain_records(low: Lowered, f32: bool = False,
     if f32:
         shift = max(1, (units * (n + 1)).bit_length())
         if low.n_slots > 2 ** (31 - shift):
-            raise ValueError("too many node records and slots for float32 chained records")
+            return None  # slot and next do not fit in one link word: keep the plain walk
         rec = np.zeros(n + 1, NODE_CHAIN32)
         rec["thr"] = round_down_f32(thr)
         rec["link"] = (flag | (slot << shift) | (units * target)).astype(np.int32)
@@ -1040,8 +1041,9 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
     chain = None
     if CHAINED and K == 1 and not vector_leaves and T > 0:
         ch = chain_records(low, f32)
-        chain = (ch, _const_global(module, f"{tag}.chain", ch.records.tobytes()),
-                 _const_global(module, f"{tag}.windows", ch.window_roots.tobytes()))
+        if ch is not None:
+            chain = (ch, _const_global(module, f"{tag}.chain", ch.records.tobytes()),
+                     _const_global(module, f"{tag}.windows", ch.window_roots.tobytes()))
     # the walks are functions of their own, shared by the raw and transformed kernels
     lockstep_fn = _lockstep_function(module, low, f"{tag}.b{B}.lockstep", B, L, K,
                                      (g_nodes, g_roots, g_outs, g_leaves, g_widths), packed,

@@ -153,6 +153,12 @@ def test_fresh_model_float32_inputs_are_exact(fresh_models, kind):
     check_exact(booster, model, X32)
     for n in (0, 1, 7, 9, 100):
         check_exact(booster, model, X32[:n])
+    # a batch big enough to be split over two threads
+    big = np.tile(X32, (3, 1))
+    threaded = compile_model(booster, dtype="float32", threads=2, cache=False)
+    np.testing.assert_array_equal(threaded.predict(big, raw_score=True),
+                                  model.predict(big, raw_score=True))
+    check_exact(booster, threaded, big)
     # rows that are not contiguous in memory (a column slice of a wider array)
     wide = np.zeros((len(X32), X32.shape[1] + 3), np.float32)
     wide[:, 2:2 + X32.shape[1]] = X32
@@ -304,3 +310,14 @@ def test_float32_model_input_validation(fresh_models):
     np.testing.assert_array_equal(model.predict(np.array(rows, np.int64)),
                                   model.predict(np.float32(rows)))
     assert LIGHTGBM_ZERO_THRESHOLD == float(np.float32(LIGHTGBM_ZERO_THRESHOLD))
+
+
+def test_chained_records_that_do_not_fit_fall_back_to_the_plain_walk():
+    from codegen.emit_trees import chain_records
+
+    n = 2 ** 19  # pack_float32 needs 20 index bits (11 left), chained states one more
+    low = Lowered(nodes=np.zeros(n, NODE), roots=np.zeros(1, np.int32),
+                  outputs=np.zeros(1, np.int32), widths=np.ones(1, np.int32),
+                  leaves=np.zeros(0), slots=[("neg_inf",)] + [("nan_lo", f) for f in range(2047)])
+    assert pack_float32(low).shift == 20
+    assert chain_records(low, f32=True) is None
