@@ -68,6 +68,8 @@ def _canonical(v) -> bytes | None:
         return b"s" + v.encode("utf-8", "surrogatepass")
     if t is int:
         return b"n%d" % v
+    if t is float:
+        return _canonical_float(v)
     if isinstance(v, str):
         return b"s" + v.encode("utf-8", "surrogatepass")
     if isinstance(v, (bool, np.bool_)):
@@ -75,13 +77,16 @@ def _canonical(v) -> bytes | None:
     if isinstance(v, (numbers.Integral, np.integer)):
         return b"n%d" % int(v)
     if isinstance(v, (numbers.Real, np.floating)):
-        f = float(v)
-        if f != f:
-            return None
-        if f.is_integer():  # 2.0 == 2; -0.0 == 0
-            return b"n%d" % int(f)
-        return b"n" + repr(f).encode()
+        return _canonical_float(float(v))
     return None
+
+
+def _canonical_float(f: float) -> bytes | None:
+    if f != f:
+        return None
+    if f.is_integer():  # 2.0 == 2; -0.0 == 0
+        return b"n%d" % int(f)
+    return b"n" + repr(f).encode()
 
 
 def _encode_keys(values) -> tuple[list[bytes | None], np.ndarray]:
