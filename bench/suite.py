@@ -327,6 +327,7 @@ def run_one(name: str, sizes: Sizes, bar) -> dict:
             except Exception as exc:  # noqa: BLE001 -- a planner bug: report it, keep the rest
                 result["cascade_error"] = f"planner failed: {type(exc).__name__}: {exc}"
                 result["cascade_traceback"] = traceback.format_exc()
+                result["cascade_traceback"] = traceback.format_exc()
         result["planning_seconds"] = time.perf_counter() - t0
         phases.done("plan")
         step()

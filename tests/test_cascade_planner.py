@@ -145,3 +145,31 @@ def test_booster_behind_a_scaler_interpreted_backend():
     np.testing.assert_array_equal(cp.with_threshold(NEVER)(**test), ref)
     agreement = np.mean((cp(**test) > 0.5) == (ref > 0.5))
     assert agreement >= 0.99
+
+
+_rng_unused = np.random.default_rng(3)
+_XU = _rng_unused.normal(size=(2000, 3))
+_XU[:, 2] = 1.0  # a constant training column: no tree splits on it
+UNUSED_MODEL = lgb.train({"objective": "binary", "verbose": -1, "num_leaves": 7,
+                          "num_threads": 1, "seed": 0},
+                         lgb.Dataset(_XU, (_XU[:, 0] + 0.3 * _XU[:, 1] > 0).astype(int)), 20)
+
+
+def predict_with_unread(a, b, c):
+    X = np.column_stack([a * 2.0, np.abs(b), c + 1.0])
+    return UNUSED_MODEL.predict(X)
+
+
+def test_plan_with_a_column_the_model_never_reads():
+    """Dead feature elimination turns the unread column into a constant; planning (costs,
+    permutation importance, cascade) must take groups with constant parts in stride."""
+    rng = np.random.default_rng(4)
+    n = 3000
+    cols = {"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)}
+    y = (cols["a"] > 0).astype(int)
+    cp = mloc_ir.compile(predict_with_unread, train=(cols, y), cascades=True, top_k=20,
+                         accuracy_target=0.99, backend="interpreted", min_speedup=0.0,
+                         budgets=(0.5,), progress=False)
+    names = {g.name for g in cp.report.groups}
+    assert len(names) == 3
+    np.testing.assert_array_equal(cp.with_threshold(NEVER)(**cols), predict_with_unread(**cols))

@@ -46,7 +46,8 @@ def permutation_importance(graph, target: int, group_parts: list[list[int]], cac
             perm = rng.permutation(n)
             shuffled = dict(cache)
             for p in parts:
-                shuffled[p] = take(cache[p], perm)
+                if p in cache:  # a const part (a column the model never reads, replaced by
+                    shuffled[p] = take(cache[p], perm)  # dead feature elimination) has no rows
             increases.append(loss(info, evaluate(graph, [target], shuffled)[0], labels) - base)
         means.append(float(np.mean(increases)))
         stds.append(float(np.std(increases)))
