@@ -80,6 +80,8 @@ _SIZES = (dict(n_rows=4000, max_words=5000, max_chars=5000) if fast_mode() else
 WORD_TFIDF, CHAR_TFIDF, CLASSIFIER = cached_model(
     "tweets", train, depends_on=(predict,),
     data_path=data_file("tweets/labeled_data.csv", SOURCE_URL), C=4.0, **_SIZES)
+#: Training rows the model never saw: where mloc's cascade planner certifies its agreement.
+PLANNING = TRAIN.iloc[_SIZES["n_rows"]:]
 
 
 def main() -> None:

@@ -173,3 +173,20 @@ def test_plan_with_a_column_the_model_never_reads():
     names = {g.name for g in cp.report.groups}
     assert len(names) == 3
     np.testing.assert_array_equal(cp.with_threshold(NEVER)(**cols), predict_with_unread(**cols))
+
+
+def test_planner_fits_run_on_one_thread_and_keep_the_users_setting():
+    from sklearn.base import BaseEstimator
+
+    from passes.planner.models import fit_on_one_thread
+
+    class Recorder(BaseEstimator):
+        def __init__(self, n_jobs=-1):
+            self.n_jobs = n_jobs
+
+        def fit(self, X, y, sample_weight=None):
+            self.fit_jobs_ = self.n_jobs
+            return self
+
+    est = fit_on_one_thread(Recorder(n_jobs=-1), np.zeros((3, 1)), np.zeros(3))
+    assert est.fit_jobs_ == 1 and est.n_jobs == -1

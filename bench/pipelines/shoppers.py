@@ -29,11 +29,14 @@ _shuffled = DATA.sample(frac=1.0, random_state=0).reset_index(drop=True)
 _n_train = int(0.8 * len(_shuffled))
 TRAIN, TEST = _shuffled.iloc[:_n_train].reset_index(drop=True), \
     _shuffled.iloc[_n_train:].reset_index(drop=True)
+# the model and its lookup tables see FIT only; PLANNING (the rest of TRAIN) stays unseen
+# for the cascade planner, which must certify agreement on rows like the served ones
+FIT, PLANNING = TRAIN.iloc[:int(0.6 * len(TRAIN))], TRAIN.iloc[int(0.6 * len(TRAIN)):]
 
-BASE_RATE = float(TRAIN[LABEL].mean())
-MONTH_RATE = TRAIN.groupby("Month")[LABEL].mean().to_dict()
-VISITOR_RATE = TRAIN.groupby("VisitorType")[LABEL].mean().to_dict()
-TRAFFIC_RATE = TRAIN.groupby("TrafficType")[LABEL].mean().to_dict()
+BASE_RATE = float(FIT[LABEL].mean())
+MONTH_RATE = FIT.groupby("Month")[LABEL].mean().to_dict()
+VISITOR_RATE = FIT.groupby("VisitorType")[LABEL].mean().to_dict()
+TRAFFIC_RATE = FIT.groupby("TrafficType")[LABEL].mean().to_dict()
 
 
 def predict(df):
@@ -57,11 +60,11 @@ def predict(df):
 
 
 def train_model(n_trees: int) -> lgb.LGBMClassifier:
-    X = feature_matrix(predict, "MODEL", TRAIN)
+    X = feature_matrix(predict, "MODEL", FIT)
     model = lgb.LGBMClassifier(n_estimators=n_trees, learning_rate=0.03, num_leaves=15,
                                min_child_samples=30, subsample=0.8, subsample_freq=1,
                                colsample_bytree=0.8, random_state=0, n_jobs=1, verbose=-1)
-    model.fit(X, TRAIN[LABEL].to_numpy())  # one thread: see examples._support.serving_threads
+    model.fit(X, FIT[LABEL].to_numpy())  # one thread: see examples._support.serving_threads
     return serving_threads(model)
 
 

@@ -43,8 +43,8 @@ from typing import Callable
 
 import numpy as np
 
-from .models import PlanError, as_probabilities, confidence, default_trainer, is_booster, \
-    task_of
+from .models import PlanError, as_probabilities, confidence, default_trainer, \
+    fit_on_one_thread, is_booster, task_of
 
 #: Multipliers of a scikit-learn linear model's ``C`` tried with distillation.
 C_FACTORS = (16.0, 256.0)
@@ -205,7 +205,7 @@ def _sklearn_distilled(model, **params):
         est = clone(model).set_params(**params)
         classes = np.asarray(model.classes_)
         Xs, ys, ws = soft_rows(X, proba, classes)
-        return est.fit(Xs, ys, sample_weight=ws)
+        return fit_on_one_thread(est, Xs, ys, sample_weight=ws)
     return fit
 
 
@@ -245,7 +245,7 @@ def _sklearn_refit(model, **params):
     from sklearn.base import clone
 
     def fit(X, labels, proba):
-        return clone(model).set_params(**params).fit(X, np.asarray(labels))
+        return fit_on_one_thread(clone(model).set_params(**params), X, np.asarray(labels))
     return fit
 
 
