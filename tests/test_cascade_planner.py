@@ -190,3 +190,21 @@ def test_planner_fits_run_on_one_thread_and_keep_the_users_setting():
 
     est = fit_on_one_thread(Recorder(n_jobs=-1), np.zeros((3, 1)), np.zeros(3))
     assert est.fit_jobs_ == 1 and est.n_jobs == -1
+
+
+def test_calibration_share_grows_to_what_the_target_needs():
+    """At 0.999 with three budgets, certifying needs ~4,100 calibration rows: of 6,000 planning
+    rows the default half could never certify, so the planner takes more."""
+    from passes.planner.core import ALPHA
+    from passes.planner.threshold import rows_needed
+    rng = np.random.default_rng(5)
+    n = 6000
+    cols = {"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)}
+    y = (cols["a"] > 0).astype(int)
+    need = rows_needed(0.999, ALPHA / 3)
+    assert n // 2 < need <= int(0.7 * n)
+    cp = mloc_ir.compile(predict_with_unread, train=(cols, y), cascades=True,
+                         accuracy_target=0.999, backend="interpreted", min_speedup=0.0,
+                         budgets=(0.2, 0.4, 0.6), progress=False, importance_rows=300,
+                         repeats=1, timing_rows=300)
+    assert cp.report.n_calibration >= need

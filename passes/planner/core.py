@@ -73,6 +73,11 @@ class Planned:
     topk_scores: tuple | None = None  # (full, approximate) scores of the calibration rows
 
 
+#: The largest share of the planning rows taken for calibration when the configured share is
+#: too small to certify the accuracy target (the rest fit the approximate models).
+MAX_CALIBRATION_SHARE = 0.7
+
+
 @dataclass
 class Settings:
     cascades: bool = True
@@ -244,6 +249,12 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
     rng = np.random.default_rng(s.seed)
     perm = rng.permutation(n)
     n_cal = int(n * s.calibration_fraction)
+    # a share too small to certify the target even with no disagreement wastes the plan:
+    # take more calibration rows when enough remain to fit on (the bound, not the share,
+    # is what keeps the guarantee)
+    need = rows_needed(s.accuracy_target, ALPHA / max(len(s.budgets), 1))
+    if n_cal < need:
+        n_cal = max(n_cal, min(int(1.5 * need), int(MAX_CALIBRATION_SHARE * n)))
     cal, rest = np.sort(perm[:n_cal]), perm[n_cal:]
     n_imp = min(s.importance_rows, len(rest))
     # importance is the user's model's, so its rows may also fit approximate models
