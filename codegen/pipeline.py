@@ -46,6 +46,9 @@ STAGE_PROTO = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.POINTER(ctypes.c_void_p), 
 #: measured time per row (a 500-tree stage is worth splitting at 100 rows, a few arithmetic ops
 #: not below ~10^5 rows), so no per-op cost model is needed.
 MIN_NS_PER_THREAD = 250_000
+#: Calls of up to this many rows may skip argument binding (see ``_unbound_path``); larger ones
+#: take the general path, which times the stage and splits it over threads.
+UNBOUND_MAX_ROWS = 63
 #: Until a stage has been timed, a batch is split only from this many rows on.
 UNTIMED_MIN_ROWS_PER_THREAD = 16384
 #: Calls of at most this many rows run on a stage's preallocated argument buffers (``_Staging``)
@@ -334,8 +337,37 @@ class CompiledPipeline:
         self._consts = plan.consts if plan.consts and (
             len(plan.native_stages) < len(plan.stages)
             or any(o in plan.consts for o in graph.outputs)) else None
+        self._unbound = self._unbound_path()
+
+    def _unbound_path(self):
+        """For the common one-stage pipeline over plain column parameters: (parameter names in
+        the stage's input order, the stage).  A small call then hands the caller's arrays
+        straight to the native trampoline, which checks each one (exact ndarray, dtype, 1-D,
+        length, contiguity) and runs nothing on a mismatch; the general path then converts or
+        raises the usual error.  None when the pipeline is not of that shape."""
+        if len(self._steps) != 1 or self._steps[0][1] is None or self._consts is not None:
+            return None
+        st, native = self._steps[0]
+        if native.array_call is None or native.finish or len(native._outputs) != 1 \
+                or list(self._outputs) != [native._outputs[0][0]]:
+            return None
+        by_node = {nid: (param, col) for nid, param, col, *_ in self._bind.inputs}
+        if self._bind.joined or any(col is not None for _, col in by_node.values()):
+            return None
+        if sorted(native._input_ids) != sorted(by_node) \
+                or len({by_node[i][0] for i in native._input_ids}) != len(self._bind.names):
+            return None
+        params = tuple(by_node[i][0] for i in native._input_ids)
+        if sorted(params) != sorted(self._bind.names):
+            return None
+        positions = tuple(self._bind.names.index(p) for p in params)
+        return params, positions, native
 
     def __call__(self, *args, **kwargs):
+        if self._unbound is not None:
+            out = self._call_unbound(args, kwargs)
+            if out is not None:
+                return out
         env = self._bind(args, kwargs)
         n = len(next(iter(env.values()))) if env else None
         if self._consts is not None:
@@ -354,6 +386,35 @@ class CompiledPipeline:
             native.run(env, n, self.threads)
         outs = self._outputs
         return env[outs[0]] if len(outs) == 1 else tuple(env[o] for o in outs)
+
+    def _call_unbound(self, args, kwargs):
+        """The result of a small call through the trampoline, or None (use the general path)."""
+        params, positions, native = self._unbound
+        if native.array_call is None:
+            return None
+        try:
+            if args:
+                if kwargs or len(args) != len(positions):
+                    return None
+                arrays = [args[i] for i in positions]
+            else:
+                if len(kwargs) != len(params):
+                    return None
+                arrays = [kwargs[p] for p in params]
+            n = len(arrays[0])
+        except (KeyError, TypeError):
+            return None
+        if not 0 < n <= UNBOUND_MAX_ROWS:
+            return None
+        _, dt, w = native._outputs[0]
+        out = np.empty(n if w is None else (n, w), dtype=dt)
+        arrays.append(out)
+        status = native.array_call(tuple(arrays), n)
+        if status < 0:
+            return None
+        if status:
+            raise ValueError(_ERRORS.get(status, f"native stage failed with status {status}"))
+        return out
 
     def _interpret(self, env):
         with np.errstate(all="ignore"):

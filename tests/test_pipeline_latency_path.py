@@ -276,3 +276,50 @@ def test_staging_capacity_follows_the_row_size():
     st = stage_of(c)
     assert st.staging.rows == cpipe.MAX_STAGED_ROWS
     assert all(b.shape[0] == st.staging.rows for b in st.staging.buffers if b is not None)
+
+
+SINGLE = ("def predict(a, b, k):\n"
+          "    X = np.column_stack([a / np.maximum(np.abs(b), 1.0), np.log1p(np.abs(b)), k * 0.5])\n"
+          "    return MODEL.predict(X)\n")
+
+
+def single_case():
+    return case("latency-single", lambda: Case(SINGLE, {"a": "f64", "b": "f64", "k": "i64"},
+                                               header=HEADER))
+
+
+def test_unbound_small_calls_match_the_interpreter():
+    """One native stage over plain columns: small calls skip binding; anything the trampoline
+    rejects (lists, other dtypes, unequal lengths) takes the checked path with its errors."""
+    c = single_case()
+    assert c.compiled._unbound is not None
+    used = []
+    real = c.compiled._call_unbound
+    c.compiled._call_unbound = lambda a, k: used.append(1) or real(a, k)
+    try:
+        for n in (0, 1, 2, 63, 64, 200):
+            same_as_interpreter(c, rows(n, seed=n))
+        r = rows(3)
+        got = c.compiled(r["a"], r["b"], r["k"])  # positional
+        assert_exact(got, interpret(c.graph, **r))
+        assert_exact(c.compiled(a=list(r["a"]), b=r["b"], k=r["k"]), interpret(c.graph, **r))
+        assert_exact(c.compiled(a=r["a"], b=r["b"], k=r["k"].astype(np.float64)),
+                     interpret(c.graph, a=r["a"], b=r["b"], k=r["k"].astype(np.float64)))
+        with pytest.raises(InputError, match="different lengths"):
+            c.compiled(a=r["a"], b=r["b"][:2], k=r["k"])
+        with pytest.raises(InputError, match="missing the input 'k'"):
+            c.compiled(a=r["a"], b=r["b"])
+        with pytest.raises(InputError, match="no parameter 'q'"):
+            c.compiled(a=r["a"], b=r["b"], q=r["k"])
+        first = c.compiled(**rows(1, seed=1))
+        kept = first.copy()
+        c.compiled(**rows(1, seed=2))
+        assert_exact(first, kept)  # a fresh output every call
+    finally:
+        del c.compiled._call_unbound
+    assert len(used) >= 6
+
+
+def test_pipelines_of_other_shapes_take_the_bound_path():
+    assert columns_case().compiled._unbound is None  # two outputs
+    assert frame_case().compiled._unbound is None  # a DataFrame parameter
