@@ -3,7 +3,10 @@ soft-label rows, the variants tried, the choice among them on fit rows only, CPU
 and that calibration rows never train anything."""
 from __future__ import annotations
 
-import time
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -14,7 +17,6 @@ from sklearn.neighbors import KNeighborsClassifier
 
 import mloc_ir
 from passes.planner import approx
-from passes.planner.cost import seconds_per_row
 from passes.planner.models import PlanError, task_of
 
 
@@ -113,17 +115,27 @@ def test_choose_skips_a_failing_variant_but_not_a_failing_refit():
 
 
 def test_costs_are_cpu_time_not_waiting():
-    rows = 100
+    """Sleeping costs nothing, burning CPU costs its time.  Run in a fresh process: costs are
+    process CPU time (they must count the kernels' pool threads), so a thread another test
+    left spinning in this process would be charged to the sleeper."""
+    code = textwrap.dedent("""
+        import time
+        from passes.planner.cost import seconds_per_row
+        rows = 100
 
-    def sleeps(**kw):
-        time.sleep(0.01)
+        def sleeps(**kw):
+            time.sleep(0.01)
 
-    def burns(**kw):
-        t = time.process_time()
-        while time.process_time() - t < 0.005:
-            pass
-    assert seconds_per_row(sleeps, {}, rows, repeats=2, min_seconds=0.0) < 0.002 / rows
-    assert seconds_per_row(burns, {}, rows, repeats=2, min_seconds=0.0) >= 0.004 / rows
+        def burns(**kw):
+            t = time.process_time()
+            while time.process_time() - t < 0.005:
+                pass
+        assert seconds_per_row(sleeps, {}, rows, repeats=2, min_seconds=0.0) < 0.002 / rows
+        assert seconds_per_row(burns, {}, rows, repeats=2, min_seconds=0.0) >= 0.004 / rows
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=str(Path(__file__).resolve().parents[1]))
+    assert r.returncode == 0, r.stderr
 
 
 # -- the planner: calibration rows train nothing -----------------------------------------------
