@@ -114,15 +114,18 @@ class InputBinder:
 
 
 def _frame_column(frame, col, want):
-    """``frame[col].to_numpy()`` when ``frame`` is a DataFrame whose column ``col`` is stored as
-    a 1-D array of dtype ``want`` (``None`` otherwise: the caller takes the general path).
+    """``frame[col]`` as ``_column`` would return it, when ``frame`` is a DataFrame whose column
+    ``col`` is stored as a 1-D NumPy array of numbers (``want``: the input's NumPy dtype) or as
+    strings (``want`` None); ``None`` otherwise: the caller takes the general path.
 
-    ``frame[col]`` builds a Series (~10 us in pandas 3, more than a compiled one-row pipeline
-    takes); the stored array is reached through the frame's column position instead.  The
-    result is a read-only view, as ``Series.to_numpy()`` returns under copy-on-write.
+    ``frame[col]`` builds a Series (~10-20 us in pandas 3, more than a compiled one-row
+    pipeline takes); the stored array is reached through the frame's column position instead.
+    An array already of dtype ``want`` is returned as a read-only view, as
+    ``Series.to_numpy()`` returns under copy-on-write; other numbers are cast as ``_column``
+    casts them; a pandas string array gives its object array, as ``Series.to_numpy()`` does.
     """
     pd = sys.modules.get("pandas")
-    if want is None or pd is None or type(frame) is not pd.DataFrame:
+    if pd is None or type(frame) is not pd.DataFrame:
         return None
     get = getattr(frame, "_get_column_array", None)  # pandas internal: guarded, checked below
     if get is None:
@@ -134,11 +137,25 @@ def _frame_column(frame, col, want):
     if type(loc) is not int:  # duplicate labels: frame[col] is a DataFrame
         return None
     arr = get(loc)
-    if type(arr) is not np.ndarray or arr.dtype is not want or arr.ndim != 1:
+    if want is None:  # a string input
+        if isinstance(getattr(arr, "dtype", None), pd.StringDtype):
+            out = arr.to_numpy()
+            return out if type(out) is np.ndarray and out.dtype == object and out.ndim == 1 \
+                else None
+        if type(arr) is np.ndarray and arr.dtype == object and arr.ndim == 1:
+            view = arr.view()
+            view.flags.writeable = False
+            return view
         return None
-    view = arr.view()
-    view.flags.writeable = False
-    return view
+    if type(arr) is not np.ndarray or arr.ndim != 1:
+        return None
+    if arr.dtype is want:
+        view = arr.view()
+        view.flags.writeable = False
+        return view
+    if arr.dtype.kind in "biuf" and arr.dtype.isnative:
+        return arr.astype(want)
+    return None
 
 
 def bind_inputs(graph, args: tuple, kwargs: dict) -> dict[int, np.ndarray]:

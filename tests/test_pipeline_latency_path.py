@@ -217,8 +217,20 @@ def test_frame_column_fast_path_is_what_pandas_returns():
     with pytest.raises(ValueError):
         got[0] = 5.0
     assert df["a"].iloc[0] == 1.0
-    assert _frame_column(df, "k", np.dtype(np.float64)) is None  # other dtype: general path
-    assert _frame_column(df, "s", None) is None
+    # other numbers are cast as _column casts them; strings come as Series.to_numpy() gives them
+    from mloc_ir.interpreter import _column
+    for col, want, ir in (("k", np.float64, "f64"), ("a", np.int64, "i64"), ("k", bool, "bool")):
+        got = _frame_column(df, col, np.dtype(want))
+        ref = _column(df[col], col, ir)
+        assert got.dtype == ref.dtype and np.array_equal(got, ref)
+    strs = pd.DataFrame({"s": pd.Series(["x", None, "é"], dtype="str"),
+                         "o": pd.Series(["x", np.nan, "é"], dtype=object)})
+    for col in ("s", "o"):
+        got = _frame_column(strs, col, None)
+        ref = strs[col].to_numpy()
+        assert got.dtype == object and len(got) == 3
+        assert [g if isinstance(g, str) else "NaN" for g in got] == \
+            [r if isinstance(r, str) else "NaN" for r in ref]
     assert _frame_column(df, "missing", np.dtype(np.float64)) is None
     dup = pd.DataFrame([[1.0, 2.0]], columns=["a", "a"])
     assert _frame_column(dup, "a", np.dtype(np.float64)) is None  # df['a'] is a frame
