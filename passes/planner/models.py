@@ -173,7 +173,7 @@ def fit_on_one_thread(est, X, y, **fit_kw):
     barriers cost more than they save: two-thread LightGBM refits spent ~40 of 50 CPU s of a
     plan spinning on a loaded 2-core machine.  Prediction keeps the user's setting."""
     params = est.get_params() if hasattr(est, "get_params") else {}
-    if "n_jobs" not in params:
+    if params.get("n_jobs") in (None, 1):  # nothing to change (and some models warn on it)
         return est.fit(X, y, **fit_kw)
     est.set_params(n_jobs=1)
     try:
