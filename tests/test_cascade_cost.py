@@ -239,7 +239,9 @@ def test_cheap_filter_meets_precision_on_fresh_batches(planned):
         assert kept == min(4000, math.ceil(planned.ratio(50, 4000) * 50)) and kept < 4000
         true = descending_order(trees(**test))[:50]
         precisions.append(len(set(idx.tolist()) & set(true.tolist())) / 50)
-    assert min(precisions) >= 0.95, precisions
+    # the guarantee is per batch with 95% probability: two of three batches failing would have
+    # a chance below 1% if it holds
+    assert sum(p >= 0.95 for p in precisions) >= 2 and min(precisions) >= 0.9, precisions
 
 
 def test_calibration_rows_train_time_and_choose_nothing(monkeypatch):
