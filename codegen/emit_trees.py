@@ -52,7 +52,7 @@ import llvmlite.ir as ir
 import numpy as np
 
 from .ensemble import DecisionKind, Ensemble, MissingType
-from .llvm_util import for_range
+from .llvm_util import byte_global, for_range
 from .target import PRE_OPTIMIZED
 
 F64 = ir.DoubleType()
@@ -435,18 +435,6 @@ def _emit_chain_walk(b: ir.IRBuilder, units, chain: Chained, lane_bufs: list, ro
 
 # ---------------------------------------------------------------------------------------------
 # IR helpers
-
-
-def _const_global(module: ir.Module, name: str, data: bytes, align: int = 16):
-    gv = module.globals.get(name)
-    if gv is None:
-        ty = ir.ArrayType(I8, max(len(data), 1))
-        gv = ir.GlobalVariable(module, ty, name)
-        gv.initializer = ir.Constant(ty, bytearray(data or b"\0"))
-        gv.global_constant = True
-        gv.linkage = "internal"
-        gv.align = align
-    return gv
 
 
 def _libm(module: ir.Module, name: str) -> ir.Function:
@@ -1019,19 +1007,19 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
     packed = pack_float32(low) if f32 else None
     if f32:
         # states count 8-byte NODE32 records
-        g_nodes = _const_global(module, f"{tag}.nodes", packed.records.tobytes())
-        g_roots = _const_global(module, f"{tag}.roots", low.roots.astype(np.int32).tobytes())
-        g_leaves = _const_global(module, f"{tag}.leaves", packed.leaves.tobytes())
+        g_nodes = byte_global(module, f"{tag}.nodes", packed.records.tobytes())
+        g_roots = byte_global(module, f"{tag}.roots", low.roots.astype(np.int32).tobytes())
+        g_leaves = byte_global(module, f"{tag}.leaves", packed.leaves.tobytes())
     else:
         # walk states count 8-byte units (2 per record): x86 addressing scales them for free
         scaled = low.nodes.copy()
         nxt = scaled["next"].astype(np.int64)
         scaled["next"] = (((nxt & INDEX_MASK) * 2) | (nxt & ~INDEX_MASK)).astype(np.int32)
-        g_nodes = _const_global(module, f"{tag}.nodes", scaled.tobytes())
-        g_roots = _const_global(module, f"{tag}.roots", (low.roots * 2).astype(np.int32).tobytes())
-        g_leaves = _const_global(module, f"{tag}.leaves", low.leaves.tobytes())
-    g_outs = _const_global(module, f"{tag}.outputs", low.outputs.tobytes())
-    g_widths = _const_global(module, f"{tag}.widths", low.widths.tobytes())
+        g_nodes = byte_global(module, f"{tag}.nodes", scaled.tobytes())
+        g_roots = byte_global(module, f"{tag}.roots", (low.roots * 2).astype(np.int32).tobytes())
+        g_leaves = byte_global(module, f"{tag}.leaves", low.leaves.tobytes())
+    g_outs = byte_global(module, f"{tag}.outputs", low.outputs.tobytes())
+    g_widths = byte_global(module, f"{tag}.widths", low.widths.tobytes())
 
     vector_leaves = bool(len(low.widths)) and int(low.widths.max()) > 1
     if vector_leaves or T == 0:
@@ -1042,8 +1030,8 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
     if CHAINED and K == 1 and not vector_leaves and T > 0:
         ch = chain_records(low, f32)
         if ch is not None:
-            chain = (ch, _const_global(module, f"{tag}.chain", ch.records.tobytes()),
-                     _const_global(module, f"{tag}.windows", ch.window_roots.tobytes()))
+            chain = (ch, byte_global(module, f"{tag}.chain", ch.records.tobytes()),
+                     byte_global(module, f"{tag}.windows", ch.window_roots.tobytes()))
     # the walks are functions of their own, shared by the raw and transformed kernels
     lockstep_fn = _lockstep_function(module, low, f"{tag}.b{B}.lockstep", B, L, K,
                                      (g_nodes, g_roots, g_outs, g_leaves, g_widths), packed,

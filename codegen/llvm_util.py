@@ -5,7 +5,23 @@ from contextlib import contextmanager
 
 import llvmlite.ir as ir
 
+I8 = ir.IntType(8)
 I64 = ir.IntType(64)
+
+
+def byte_global(module: ir.Module, name: str, data: bytes, align: int = 16) -> ir.GlobalVariable:
+    """An internal constant ``[n x i8]`` holding ``data`` (one byte at least, so it has an
+    address); the module's existing global of that name when there is one.  Tables go in as one
+    byte string: one LLVM constant per element costs seconds to build and parse for big ones."""
+    gv = module.globals.get(name)
+    if gv is None:
+        ty = ir.ArrayType(I8, max(len(data), 1))
+        gv = ir.GlobalVariable(module, ty, name)
+        gv.initializer = ir.Constant(ty, bytearray(data or b"\0"))
+        gv.global_constant = True
+        gv.linkage = "internal"
+        gv.align = align
+    return gv
 
 
 @contextmanager

@@ -32,7 +32,7 @@ from . import pipeline_models as pm
 from . import pipeline_strings_emit
 from .pipeline_plan import value_layout
 from .pipeline_ops import F32, F64, I8, I32, I64, MEM, Ops, Unsupported, constant, loop_dtypes
-from .llvm_util import for_range
+from .llvm_util import byte_global, for_range
 from .pipeline_tables import field_column, join_table, lookup_table
 
 I8PP = I8.as_pointer().as_pointer()
@@ -42,21 +42,13 @@ DEFAULT_BLOCK_ROWS = 256
 
 def _global_array(module: ir.Module, name: str, arr: np.ndarray, elem) -> ir.GlobalVariable:
     """An internal constant holding ``arr`` as ``elem`` values (at least one element, so it has
-    an address), written as one byte string: users bitcast it to ``elem*``.  One LLVM constant
-    per element made big join tables cost seconds of IR building and parsing per compile."""
-    dtype = {I64: np.int64, I8: np.uint8, F32: np.float32, F64: np.float64}[elem]
+    an address), written as one byte string: users bitcast it to ``elem*``."""
+    dtype = np.dtype({I64: np.int64, I8: np.uint8, F32: np.float32, F64: np.float64}[elem])
     values = np.asarray(arr)
     if elem == I8:
         values = values.astype(bool)
-    data = np.ascontiguousarray(values.astype(dtype).astype(np.dtype(dtype).newbyteorder("<")))
-    raw = data.tobytes() or bytes(np.dtype(dtype).itemsize)
-    ty = ir.ArrayType(I8, len(raw))
-    gv = ir.GlobalVariable(module, ty, name)
-    gv.initializer = ir.Constant(ty, bytearray(raw))
-    gv.global_constant = True
-    gv.linkage = "internal"
-    gv.align = 16
-    return gv
+    raw = values.astype(dtype.newbyteorder("<")).tobytes() or bytes(dtype.itemsize)
+    return byte_global(module, name, raw)
 
 
 def _kind(dtype: str) -> str:

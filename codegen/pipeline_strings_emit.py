@@ -19,6 +19,7 @@ from __future__ import annotations
 import llvmlite.ir as ir
 import numpy as np
 
+from .llvm_util import byte_global
 from .pipeline_ops import I8, I32, I64, MEM, constant
 from .pipeline_strings import (FNV_OFFSET, FNV_PRIME, MIX1, MIX2, field_lookup, join_table,
                                lookup_table, stage_consumers)
@@ -33,13 +34,8 @@ def _i64(v: int) -> ir.Constant:
 
 def _blob(module: ir.Module, name: str, data: np.ndarray, elem: ir.Type) -> ir.Value:
     """An internal constant holding ``data``'s bytes, as a pointer to ``elem``."""
-    raw = np.ascontiguousarray(data).tobytes() or b"\0" * 16
-    gv = ir.GlobalVariable(module, ir.ArrayType(I8, len(raw)), name)
-    gv.initializer = ir.Constant(ir.ArrayType(I8, len(raw)), bytearray(raw))
-    gv.global_constant = True
-    gv.linkage = "internal"
-    gv.align = 16
-    return gv.bitcast(elem.as_pointer())
+    return byte_global(module, name, np.ascontiguousarray(data).tobytes()).bitcast(
+        elem.as_pointer())
 
 
 class _Column:

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 import llvmlite.ir as ir
 import numpy as np
 
+from .llvm_util import byte_global
+
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
 I16 = ir.IntType(16)
@@ -135,12 +137,7 @@ class FB:
                 width = elem.width // 8
                 dt = f"<u{width}" if width > 1 else np.uint8
             data = np.ascontiguousarray(arr).astype(dt, copy=False).tobytes() or bytes(width)
-            ty = ir.ArrayType(I8, len(data))
-            gv = ir.GlobalVariable(self.module, ty, name)
-            gv.initializer = ir.Constant(ty, bytearray(data))
-            gv.global_constant = True
-            gv.linkage = "internal"
-            gv.align = 16
+            gv = byte_global(self.module, name, data)
         return gv.bitcast(elem.as_pointer())  # a constant expression: valid in every block
 
 

@@ -46,6 +46,23 @@ def fast_mode() -> bool:
     return os.environ.get("MLOC_FAST_EXAMPLES", "") not in ("", "0")
 
 
+def random_split(data, test_share: float = 0.2, seed: int = 0):
+    """``(train, test)``: a seeded shuffle of ``data`` with the last ``test_share`` held out,
+    each with a fresh 0..n-1 index."""
+    shuffled = data.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    n_train = int((1.0 - test_share) * len(shuffled))
+    return (shuffled.iloc[:n_train].reset_index(drop=True),
+            shuffled.iloc[n_train:].reset_index(drop=True))
+
+
+def planning_split(train, fit_share: float = 0.6):
+    """``(fit, planning)``: the model and its lookup tables are fitted on ``fit``; ``planning``
+    stays unseen, so mloc's cascade planner can certify its agreement on rows like the ones it
+    will serve (a model is over-confident on its own training rows)."""
+    n_fit = int(fit_share * len(train))
+    return train.iloc[:n_fit], train.iloc[n_fit:]
+
+
 def cache_dir() -> Path:
     env = os.environ.get("MLOC_CACHE_DIR")
     base = Path(env) if env else Path.home() / ".cache" / "mloc"

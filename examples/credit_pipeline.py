@@ -23,7 +23,9 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script (python examples/x.py): find the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from examples._support import cached_model, data_file, fast_mode, feature_matrix  # noqa: E402
+from examples._support import (  # noqa: E402
+    cached_model, data_file, fast_mode, feature_matrix, planning_split,
+    random_split)
 
 SOURCE_URL = "https://archive.ics.uci.edu/dataset/350/default+of+credit+card+clients"
 
@@ -42,12 +44,8 @@ def load_credit() -> pd.DataFrame:
 
 
 DATA = load_credit()
-_shuffled = DATA.sample(frac=1.0, random_state=0).reset_index(drop=True)
-_n_train = int(0.8 * len(_shuffled))
-TRAIN, TEST = _shuffled.iloc[:_n_train], _shuffled.iloc[_n_train:]
-# The model and its lookup tables are fitted on FIT; PLANNING (the rest of TRAIN) stays unseen,
-# so mloc's cascade planner can certify its agreement on rows like the ones it will serve.
-FIT, PLANNING = TRAIN.iloc[:int(0.6 * len(TRAIN))], TRAIN.iloc[int(0.6 * len(TRAIN)):]
+TRAIN, TEST = random_split(DATA)
+FIT, PLANNING = planning_split(TRAIN)  # the model and its lookup tables see FIT only
 
 # Target encoding of two categoricals, from the fitting rows only.
 BASE_RATE = float(FIT[LABEL].mean())

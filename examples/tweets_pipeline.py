@@ -24,7 +24,8 @@ from sklearn.linear_model import LogisticRegression
 if __package__ in (None, ""):  # run as a script (python examples/x.py): find the package
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from examples._support import cached_model, data_file, fast_mode, feature_matrix  # noqa: E402
+from examples._support import (  # noqa: E402
+    cached_model, data_file, fast_mode, feature_matrix, random_split)
 
 SOURCE_URL = ("https://github.com/t-davidson/hate-speech-and-offensive-language/raw/master/"
               "data/labeled_data.csv")
@@ -37,9 +38,7 @@ def load_tweets() -> pd.DataFrame:
 
 
 DATA = load_tweets()
-_shuffled = DATA.sample(frac=1.0, random_state=0).reset_index(drop=True)
-_n_train = int(0.8 * len(_shuffled))
-TRAIN, TEST = _shuffled.iloc[:_n_train], _shuffled.iloc[_n_train:]
+TRAIN, TEST = random_split(DATA)
 
 
 def predict(tweets):

@@ -11,7 +11,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from examples._support import cached_model, data_file, fast_mode, feature_matrix
+from examples._support import (cached_model, data_file, fast_mode, feature_matrix, planning_split,
+                                random_split)
 
 SOURCE_URL = "https://archive.ics.uci.edu/dataset/222/bank+marketing"
 LABEL = "deposit"
@@ -24,13 +25,8 @@ def load_bank() -> pd.DataFrame:
 
 
 DATA = load_bank()
-_shuffled = DATA.sample(frac=1.0, random_state=0).reset_index(drop=True)
-_n_train = int(0.8 * len(_shuffled))
-TRAIN, TEST = _shuffled.iloc[:_n_train].reset_index(drop=True), \
-    _shuffled.iloc[_n_train:].reset_index(drop=True)
-# the model and its lookup tables see FIT only; PLANNING (the rest of TRAIN) stays unseen
-# for the cascade planner, which must certify agreement on rows like the served ones
-FIT, PLANNING = TRAIN.iloc[:int(0.6 * len(TRAIN))], TRAIN.iloc[int(0.6 * len(TRAIN)):]
+TRAIN, TEST = random_split(DATA)
+FIT, PLANNING = planning_split(TRAIN)  # the model and its lookup tables see FIT only
 
 BASE_RATE = float(FIT[LABEL].mean())
 JOB_RATE = FIT.groupby("job")[LABEL].mean().to_dict()

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from examples._support import (cached_model, data_dir, data_file, fast_mode, feature_matrix,
-                               serving_threads)
+                                random_split, serving_threads)
 
 SOURCE_URL = ("https://github.com/great-expectations/great_expectations/tree/develop/tests/"
               "test_sets/taxi_yellow_tripdata_samples")
@@ -35,10 +35,7 @@ def load_taxi() -> pd.DataFrame:
 
 
 DATA = load_taxi()
-_shuffled = DATA.sample(frac=1.0, random_state=0).reset_index(drop=True)
-_n_train = int(0.8 * len(_shuffled))
-TRAIN, TEST = _shuffled.iloc[:_n_train].reset_index(drop=True), \
-    _shuffled.iloc[_n_train:].reset_index(drop=True)
+TRAIN, TEST = random_split(DATA)
 
 _pairs = TRAIN.assign(pair=TRAIN["pickup_location_id"] * 1000 + TRAIN["dropoff_location_id"])
 PAIR_FARE = _pairs.groupby("pair")["fare_amount"].median().to_dict()
