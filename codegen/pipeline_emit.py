@@ -32,6 +32,7 @@ from . import pipeline_models as pm
 from . import pipeline_strings_emit
 from .pipeline_plan import value_layout
 from .pipeline_ops import F32, F64, I8, I32, I64, MEM, Ops, Unsupported, constant, loop_dtypes
+from . import numpy_loops
 from .llvm_util import byte_global, for_range
 from .pipeline_tables import field_column, join_table, lookup_table
 
@@ -77,8 +78,27 @@ class StageEmitter:
         for nid in self.stage.nodes:
             node = self.g[nid]
             p = max((phase[a] for a in node.args if a in phase), default=0)
-            phase[nid] = p + 1 if node.op == "model" else p
+            phase[nid] = p + 1 if node.op == "model" or self._block_ufunc(nid) else p
         return phase
+
+    def _block_ufunc(self, nid):
+        """``(loop key, operand dtype)`` when ``nid`` is computed by NumPy's own loop over a
+        whole block (like a model: one call per block, not one per row), else None."""
+        node = self.g[nid]
+        if node.op not in UFUNC_OPS:
+            return None
+        la = loop_dtypes(self.g, node, self.plan.consts)[0]
+        if la not in ("f32", "f64") or node.type.dtype != la:
+            return None
+        if node.op == "pow" and _is_half(self.plan.consts.get(node.args[1])):
+            return None  # computed as sqrt in the row loop (see _node)
+        key = ("numpy", UFUNC_OPS[node.op], "d" if la == "f64" else "f")
+        if not numpy_loops.available(*key):
+            err = Unsupported(f"numpy.{key[1]} on {la}: NumPy's loop could not be checked in "
+                              "this process")
+            err.node = nid
+            raise err
+        return key, la
 
     def _host_head(self, nid) -> bool:
         """A member model whose stored value is its raw scores (its head runs on the host)."""
@@ -101,7 +121,7 @@ class StageEmitter:
         out = []
         for nid in self.stage.nodes:
             node = self.g[nid]
-            if node.op in ("stack", "model", "transform"):
+            if node.op in ("stack", "model", "transform") or self._block_ufunc(nid):
                 out.append(nid)
                 continue
             if node.op == "join":
@@ -147,6 +167,7 @@ class StageEmitter:
             if g[nid].op == "model":
                 self._prepare_model(nid)
         self.tables = {}
+        self.ufunc_bufs = {}
         n_phases = max(self.phase.values(), default=0) + 1
         with for_range(b, begin, end, "block", step=B) as r0:
             left = b.sub(end, r0)
@@ -155,6 +176,8 @@ class StageEmitter:
                 for nid in st.nodes:
                     if g[nid].op == "model" and self.phase[nid] == p:
                         self._call_model(nid, r0, nb)
+                    elif self.phase[nid] == p and self._block_ufunc(nid):
+                        self._call_ufunc(nid, r0, nb)
                 todo = [n for n in st.nodes if self.phase[n] == p]
                 if not todo:
                     continue
@@ -171,8 +194,8 @@ class StageEmitter:
         self.vals: dict[int, object] = {}
         for nid in todo:
             node = g[nid]
-            if node.op == "model":
-                v = None  # scored before this loop, lives in its buffer
+            if node.op == "model" or self._block_ufunc(nid):
+                v = None  # computed before this loop, lives in its buffer
             else:
                 try:
                     v = self._node(node)
@@ -180,7 +203,8 @@ class StageEmitter:
                     exc.node = nid  # the planner moves it to the host and plans again
                     raise
                 self.vals[nid] = v
-            if nid in self.buffers and node.op not in ("stack", "model", "transform"):
+            if nid in self.buffers and v is not None \
+                    and node.op not in ("stack", "model", "transform"):
                 self.ops.store(v, b.gep(self.buffers[nid], [r]), self._dtype(nid))
             if nid in self.out_arrays:
                 self._store_output(nid)
@@ -263,6 +287,36 @@ class StageEmitter:
         if op == "column":
             return self._row_element(node.args[0], int(node.attrs["index"]), dt)
         raise NotImplementedError(f"no native lowering for {op}")
+
+    def _call_ufunc(self, nid, r0, nb):
+        """The block's rows of ``nid`` through NumPy's loop in one call: operands converted to
+        the loop's dtype into stack buffers (a constant operand as one cell with stride 0, as
+        NumPy broadcasts it), the result into ``nid``'s block buffer."""
+        b, node = self.b, self.g[nid]
+        key, la = self._block_ufunc(nid)
+        ty, size = MEM[la], (8 if la == "f64" else 4)
+        operands, steps = [], []
+        for k, a in enumerate(node.args):
+            if a in self.plan.consts:
+                cell = b.alloca(ty, name=f"ucst.{node.name}.{k}")
+                b.store(constant(self.plan.consts[a], la), cell)
+                operands.append(cell)
+                steps.append(0)
+                continue
+            if nid not in self.ufunc_bufs:
+                self.ufunc_bufs[nid] = {}
+            buf = self.ufunc_bufs[nid].get(k)
+            if buf is None:
+                with b.goto_entry_block():
+                    arr = b.alloca(ir.ArrayType(ty, self.block_rows), name=f"uin.{node.name}.{k}")
+                buf = self.ufunc_bufs[nid][k] = b.bitcast(arr, ty.as_pointer())
+            with for_range(b, I64(0), nb, f"uin{k}") as r:
+                self.r0, self.r, self.row, self.vals = r0, r, b.add(r0, r), {}
+                b.store(self._arg(a, la), b.gep(buf, [r]))
+            operands.append(buf)
+            steps.append(size)
+        numpy_loops.call_block(b, self.module, key, operands, self.buffers[nid], steps + [size],
+                               nb)
 
     # -- tables ---------------------------------------------------------------------------------
     def _search(self, keys: np.ndarray, tag: str, x, key_dtype: str):
@@ -488,6 +542,9 @@ class StageEmitter:
 
 _BINARY = {"add", "sub", "mul", "div", "floordiv", "mod", "pow", "lt", "le", "gt", "ge", "eq",
            "ne", "bitand", "bitor", "bitxor", "minimum", "maximum"}
+#: Ops computed by NumPy's own loop (``numpy_loops``) for float operands: ufunc name.
+UFUNC_OPS = {"log": "log", "log1p": "log1p", "exp": "exp", "log10": "log10", "log2": "log2",
+             "expm1": "expm1", "pow": "power"}
 _UNARY = {"neg", "invert", "log", "log1p", "exp", "log10", "log2", "expm1", "sqrt", "abs", "floor",
           "ceil", "sign", "isnan"}
 

@@ -4,10 +4,10 @@ A converted scikit-learn model (``codegen.sklearn_model.SklearnModel``) computes
 row of ``K`` float64 values; its ``Head`` (``codegen.sklearn_heads``) turns the raw-score
 matrix into ``predict`` / ``predict_proba`` / ``decision_function`` with scikit-learn's own
 NumPy operations.  :func:`emit_head` emits the same computation per row, in the same order of
-floating-point operations, so a native head is bit-identical to the host head whenever the C
-library's ``exp`` is the one NumPy/SciPy use (``pipeline_models.exp_matches``):
+floating-point operations, calling NumPy's ``exp`` and SciPy's ``expit`` loops themselves
+(``numpy_loops``; ``pipeline_models.exp_matches`` says whether they could be checked), so a
+native head is bit-identical to the host head:
 
-* ``expit(x)`` is SciPy's ``1 / (1 + exp(-x))``;
 * softmax is ``sklearn.utils.extmath.softmax``: subtract the row max, ``exp``, divide by
   ``np.sum(axis=1)``, which adds a row with NumPy's pairwise summation (:func:`numpy_row_sum`);
 * ``argmax`` returns the first maximum, a NaN counting as the maximum (``np.argmax``);
@@ -84,12 +84,12 @@ class HeadEmitter:
 
     # -- scalar pieces --------------------------------------------------------------------
     def exp(self, x):
-        return self.b.call(self.ops.libm("exp", F64), [x])
+        """NumPy's float64 ``exp`` (its own loop: see ``numpy_loops``)."""
+        return self.ops.ufunc("exp", F64, [x])
 
     def expit(self, x):
-        """SciPy's ``expit``: ``1 / (1 + exp(-x))``."""
-        b = self.b
-        return b.fdiv(F64(1.0), b.fadd(F64(1.0), self.exp(b.fneg(x))))
+        """SciPy's ``expit`` (its own loop)."""
+        return self.ops.ufunc("expit", F64, [x], module="scipy.special")
 
     def isnan(self, x):
         return self.b.fcmp_unordered("uno", x, x)

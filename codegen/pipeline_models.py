@@ -234,49 +234,18 @@ def native_head_reason(conv, method: str, out_dtype, declared: str) -> str | Non
     for user in sorted(_exp_users(head, method)):
         if not exp_matches(user):
             who = "NumPy's exp" if user == _NUMPY_EXP else "SciPy's expit"
-            return f"{who} is not the C library's exp on this machine, so it cannot be matched"
+            return f"{who} loop could not be checked in this process, so it is not called natively"
     return None
 
 
-_EXP_MATCH: dict = {}
-
-
 def exp_matches(which: str) -> bool:
-    """Whether NumPy's float64 ``exp`` (``which="numpy"``) or SciPy's ``expit``
-    (``which="expit"``, i.e. ``1 / (1 + exp(-x))``) give exactly what the C library's ``exp``
-    gives, which is what native code calls.
-
-    NumPy uses the C library for float64 ``exp`` unless the CPU has AVX512F, where it has its
-    own SIMD version; SciPy's ``expit`` calls ``std::exp``.  Checked once per process on
-    ~10^4 values over the whole range (and the AVX512F flag), not proven for every input.
-    """
-    if which in _EXP_MATCH:
-        return _EXP_MATCH[which]
-    ok = False
-    try:
-        import ctypes
-        import ctypes.util
-        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
-        c_exp = libm.exp
-        c_exp.restype, c_exp.argtypes = ctypes.c_double, [ctypes.c_double]
-        rng = np.random.default_rng(12345)
-        x = np.concatenate([rng.uniform(-750.0, 710.0, 6000), rng.normal(0.0, 3.0, 4000),
-                            [0.0, -0.0, np.inf, -np.inf, 709.78, -745.13, 1e-300, -1e-300]])
-        with np.errstate(all="ignore"):
-            if which == _NUMPY_EXP:
-                from numpy._core._multiarray_umath import __cpu_features__ as cpu
-                got = np.exp(x)
-                want = np.array([c_exp(v) for v in x.tolist()])
-                ok = not cpu.get("AVX512F", False) and got.tobytes() == want.tobytes()
-            else:
-                from scipy.special import expit
-                got = expit(x)
-                want = np.array([1.0 / (1.0 + c_exp(-v)) for v in x.tolist()])
-                ok = got.tobytes() == want.tobytes()
-    except Exception:  # noqa: BLE001 -- cannot check: assume different, run on the host
-        ok = False
-    _EXP_MATCH[which] = ok
-    return ok
+    """Whether native heads can call NumPy's float64 ``exp`` (``which="numpy"``) or SciPy's
+    ``expit`` (``which="expit"``) loop in this process (``numpy_loops`` checks each loop
+    against its ufunc once)."""
+    from . import numpy_loops
+    if which == _NUMPY_EXP:
+        return numpy_loops.available("numpy", "exp", "d")
+    return numpy_loops.available("scipy.special", "expit", "d")
 
 
 def sklearn_feature_cast(spec: ModelSpec, dtype: str) -> str:

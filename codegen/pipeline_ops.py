@@ -21,12 +21,11 @@ Where NumPy's behaviour is not plain IEEE/LLVM arithmetic it is written out here
 * ``round(x, d)``: ``rint(x * 10**d) / 10**d`` for ``d >= 0`` and ``rint(x / 10**-d) * 10**-d``
   otherwise, in the value's dtype; integers with ``d >= 0`` are unchanged, integers with
   ``d < 0`` go through float64 and back.
-* ``log``, ``exp``, ``log1p``, ``log10``, ``log2``, ``expm1`` call the C library
-  (``log``/``logf``...), ``pow`` too.  On the development machine (glibc, AVX2) the float64
-  ones and float32 ``log1p/pow`` match NumPy bit for bit (property-tested); float32 ``log`` and
-  ``exp`` do not: NumPy uses its own AVX2 SIMD approximations, which differ from
-  ``logf``/``expf`` in ~3% / ~8% of random inputs by at most 3 / 2 ulp (float32 ``log10``,
-  ``log2``, ``expm1`` are tested within the same 3 ulp).  ``sqrt`` is exact everywhere.
+* ``log``, ``exp``, ``log1p``, ``log10``, ``log2``, ``expm1`` and float ``**`` call NumPy's own
+  inner loop for the operand type, one element at a time (``numpy_loops``): NumPy picks those
+  loops by CPU (its own SIMD code, SVML on AVX-512), and the C library differs from them in
+  the last bit for some inputs.  So they match NumPy bit for bit on every machine, float32
+  included.  ``sqrt`` is exact everywhere.
 """
 from __future__ import annotations
 
@@ -34,6 +33,8 @@ import math
 
 import llvmlite.ir as ir
 import numpy as np
+
+from . import numpy_loops
 
 I1 = ir.IntType(1)
 I8 = ir.IntType(8)
@@ -132,6 +133,15 @@ class Ops:
             fn = ir.Function(self.module, ir.FunctionType(ty, [ty] * (2 if name == "pow" else 1)), cname)
         return fn
 
+    def ufunc(self, name, ty, args, module="numpy"):
+        """NumPy's own loop for ``name`` (see ``numpy_loops``): the C library gives other last
+        bits than NumPy's SIMD/SVML loops on some CPUs."""
+        key = (module, name, "d" if ty == F64 else "f")
+        if not numpy_loops.available(*key):
+            raise Unsupported(f"{module}.{name} on {'f64' if ty == F64 else 'f32'}: NumPy's "
+                              "loop could not be checked in this process")
+        return numpy_loops.call(self.b, self.module, key, args)
+
     def isnan(self, x):
         return self.b.fcmp_unordered("uno", x, x)
 
@@ -203,7 +213,7 @@ class Ops:
             return self.float_divmod(op, x, y, REG[dt]) if fl else self.int_divmod(op, x, y)
         if op == "pow":
             if fl:
-                return b.call(self.libm("pow", REG[dt]), [x, y])
+                return self.ufunc("power", REG[dt], [x, y])
             return self.int_pow(x, y)
         raise Unsupported(f"binary op {op}")
 
@@ -311,7 +321,7 @@ class Ops:
         if op in ("log", "exp", "log1p", "log10", "log2", "expm1"):
             if not fl:
                 raise Unsupported(f"{op} in an integer loop")
-            return b.call(self.libm(op, ty), [x])
+            return self.ufunc(op, ty, [x])
         raise Unsupported(f"unary op {op}")
 
     def round(self, x, dt: str, decimals: int):

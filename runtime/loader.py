@@ -4,7 +4,8 @@ Object code (from ``TargetMachine.emit_object``) is linked in memory by LLVM's M
 linker: the execution engine is created around an *empty* module and the object is added
 with ``add_object_file``, so nothing is optimized or code-generated again at load time
 (that is what makes loading a saved or cached model cheap).  External calls in the object
-(``exp``, ``log1p``) resolve against the symbols already loaded in the process (libm).
+(``exp`` for LightGBM's transforms) resolve against the symbols already loaded in the process
+(libm); NumPy's own loops are reached through a table (``codegen.numpy_loops``).
 
 Kernels are called through ``ctypes.CFUNCTYPE``, which releases the GIL for the call, so
 several threads can run kernels at once.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import llvmlite.binding as llvm
 
-from codegen import target
+from codegen import numpy_loops, target
 
 #: ctypes prototype of the tree kernels (see ``codegen.emit_trees.KERNEL_TYPE``).
 KERNEL_PROTO = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
@@ -86,11 +87,18 @@ def load(object_code: bytes | str | os.PathLike, symbols) -> Library:
     empty = llvm.parse_assembly("")
     empty.triple = tm.triple
     engine = llvm.create_mcjit_compiler(empty, tm)
+    numpy_loops.register()  # kernels calling NumPy's own loops read their addresses there
     try:
         engine.add_object_file(llvm.ObjectFileRef.from_data(object_code))
         engine.finalize_object()
     except Exception as err:  # corrupt bytes, foreign architecture, unresolved symbol
         raise LoadError(f"could not link object code: {err}") from err
+    used = [i for i in range(len(numpy_loops.LOOPS))
+            if engine.get_global_value_address(numpy_loops.use_marker(i))]
+    try:
+        numpy_loops.require(used)
+    except RuntimeError as err:
+        raise LoadError(str(err)) from None
     addresses = {}
     for name in symbols:
         addr = engine.get_function_address(name)

@@ -428,8 +428,8 @@ def test_host_head_readers_run_after_it():
     assert_exact(native, python)
 
 
-def test_exp_of_numpy_and_scipy_is_the_c_librarys_here():
-    """The native softmax / expit / exp-link heads rely on this (checked per process)."""
+def test_numpy_exp_and_scipy_expit_loops_are_callable_here():
+    """The native softmax / expit / exp-link heads call these loops (checked per process)."""
     assert exp_matches("numpy") and exp_matches("expit")
 
 
