@@ -437,6 +437,14 @@ def _emit_chain_walk(b: ir.IRBuilder, units, chain: Chained, lane_bufs: list, ro
 # IR helpers
 
 
+def _check_numpy_exp() -> None:
+    """scikit-learn's softmax/exp transforms need NumPy's own exp loop (``numpy_loops``)."""
+    from . import numpy_loops
+    if not numpy_loops.available("numpy", "exp", "d"):
+        raise NotImplementedError("NumPy's exp loop could not be checked in this process, so "
+                                  "this scikit-learn transform cannot be compiled exactly")
+
+
 def _libm(module: ir.Module, name: str) -> ir.Function:
     fn = module.globals.get(name)
     if fn is None:
@@ -494,14 +502,23 @@ def _emit_transform(b: ir.IRBuilder, module, ens: Ensemble, vals: list) -> list:
     name, p = ens.transform, ens.transform_param
     if name == "identity":
         return vals
-    exp = _libm(module, "exp")
+    libm_exp = _libm(module, "exp")
+    numpy_exp = ens.numpy_exp and name in ("exp", "softmax")
+    if numpy_exp:
+        _check_numpy_exp()
+
+    def exp(x):
+        if numpy_exp:
+            from . import numpy_loops
+            return numpy_loops.call(b, module, ("numpy", "exp", "d"), [x])
+        return b.call(libm_exp, [x])
     if name == "sigmoid":
-        return [b.fdiv(F64(1.0), b.fadd(F64(1.0), b.call(exp, [b.fmul(F64(-p), v)]))) for v in vals]
+        return [b.fdiv(F64(1.0), b.fadd(F64(1.0), exp(b.fmul(F64(-p), v)))) for v in vals]
     if name == "exp":
-        return [b.call(exp, [v]) for v in vals]
+        return [exp(v) for v in vals]
     if name == "log1p_exp":
         log1p = _libm(module, "log1p")
-        return [b.call(log1p, [b.call(exp, [v])]) for v in vals]
+        return [b.call(log1p, [exp(v)]) for v in vals]
     if name == "signed_square":
         out = []
         for v in vals:
@@ -513,7 +530,7 @@ def _emit_transform(b: ir.IRBuilder, module, ens: Ensemble, vals: list) -> list:
         m = vals[0]
         for v in vals[1:]:
             m = b.select(b.fcmp_ordered("<", m, v), v, m)  # std::max(v, m)
-        es = [b.call(exp, [b.fsub(v, m)]) for v in vals]
+        es = [exp(b.fsub(v, m)) for v in vals]
         s = F64(0.0)
         for e in es:
             s = b.fadd(s, e)

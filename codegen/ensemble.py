@@ -188,6 +188,9 @@ class Ensemble:
     zero_threshold: float = 0.0
     transform: str = "identity"
     transform_param: float = 1.0
+    # softmax and exp call NumPy's exp (scikit-learn) instead of the C library's (LightGBM);
+    # the two differ in the last bit on CPUs where NumPy has its own SIMD exp (AVX-512)
+    numpy_exp: bool = False
     feature_names: list = None
     source: str = ""  # free text: where the model came from (for messages)
 
@@ -294,6 +297,9 @@ def apply_transform(ens: Ensemble, raw: np.ndarray) -> np.ndarray:
     if name == "sigmoid":
         return np.array([1.0 / (1.0 + _exp(-p * v)) for v in raw])
     if name == "exp":
+        if ens.numpy_exp:
+            with np.errstate(over="ignore"):
+                return np.exp(np.asarray(raw, np.float64))
         return np.array([_exp(v) for v in raw])
     if name == "signed_square":
         return np.array([float(np.sign(v)) * v * v for v in raw])
@@ -301,7 +307,11 @@ def apply_transform(ens: Ensemble, raw: np.ndarray) -> np.ndarray:
         return np.array([math.log1p(_exp(v)) for v in raw])
     if name == "softmax":
         m = max(raw)
-        e = [_exp(v - m) for v in raw]
+        if ens.numpy_exp:
+            with np.errstate(over="ignore"):
+                e = list(np.exp(np.asarray(raw, np.float64) - m))
+        else:
+            e = [_exp(v - m) for v in raw]
         s = 0.0
         for v in e:
             s += v

@@ -101,8 +101,9 @@ def reference_transform(lin: LinearModel, raw: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         if lin.transform == "identity":
             return raw.copy()
-        if lin.transform == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-lin.transform_param * raw))
+        if lin.transform == "sigmoid":  # SciPy's expit (the C library's exp)
+            from scipy.special import expit
+            return expit(lin.transform_param * raw)
         if lin.transform == "exp":
             return np.exp(raw)
         e = np.exp(raw - raw.max(axis=1, keepdims=True))
@@ -203,16 +204,23 @@ def _libm(module: ir.Module, name: str) -> ir.Function:
 def _emit_transform(b: ir.IRBuilder, module, lin: LinearModel, vals: list) -> list:
     if lin.transform == "identity":
         return vals
-    exp = _libm(module, "exp")
-    if lin.transform == "sigmoid":
+    if lin.transform == "sigmoid":  # SciPy's expit: 1 / (1 + exp(-x)) with the C library's exp
+        exp = _libm(module, "exp")
         p = F64(-lin.transform_param)
         return [b.fdiv(F64(1.0), b.fadd(F64(1.0), b.call(exp, [b.fmul(p, v)]))) for v in vals]
+    # scikit-learn's exp link and softmax call NumPy's exp: its own loop (numpy_loops)
+    from . import numpy_loops
+    key = ("numpy", "exp", "d")
+    if not numpy_loops.available(*key):
+        raise NotImplementedError("NumPy's exp loop could not be checked in this process, so "
+                                  "this scikit-learn transform cannot be compiled exactly")
+
     if lin.transform == "exp":
-        return [b.call(exp, [v]) for v in vals]
+        return [numpy_loops.call(b, module, key, [v]) for v in vals]
     m = vals[0]
     for v in vals[1:]:
         m = b.select(b.fcmp_ordered("<", m, v), v, m)
-    es = [b.call(exp, [b.fsub(v, m)]) for v in vals]
+    es = [numpy_loops.call(b, module, key, [b.fsub(v, m)]) for v in vals]
     total = F64(0.0)
     for e in es:
         total = b.fadd(total, e)

@@ -215,7 +215,7 @@ def _gradient_boosting(model) -> tuple[Ensemble, Head]:
         return ens, Head("values", name)
     classes = np.asarray(model.classes_)
     if K > 1:
-        ens.transform = "softmax"
+        ens.transform, ens.numpy_exp = "softmax", True
         return ens, Head("multinomial", name, classes)
     scale = 2.0 if model.loss == "exponential" else 1.0
     ens.transform, ens.transform_param = "sigmoid", scale
@@ -288,10 +288,11 @@ def _hist_gradient_boosting(model) -> tuple[Ensemble, Head, list]:
     if not is_classifier(model):
         link = _hist_link(model)
         ens.transform = "exp" if link == "exp" else "identity"
+        ens.numpy_exp = True
         return ens, Head("values", name, link=link), steps
     classes = np.asarray(model.classes_)
     if K > 1:
-        ens.transform = "softmax"
+        ens.transform, ens.numpy_exp = "softmax", True
         return ens, Head("multinomial", name, classes), steps
     ens.transform = "sigmoid"
     return ens, Head("logit", name, classes), steps
