@@ -545,7 +545,7 @@ _BINARY = {"add", "sub", "mul", "div", "floordiv", "mod", "pow", "lt", "le", "gt
 #: Ops computed by NumPy's own loop (``numpy_loops``) for float operands: ufunc name.
 UFUNC_OPS = {"log": "log", "log1p": "log1p", "exp": "exp", "log10": "log10", "log2": "log2",
              "expm1": "expm1", "pow": "power"}
-_UNARY = {"neg", "invert", "log", "log1p", "exp", "log10", "log2", "expm1", "sqrt", "abs", "floor",
+_UNARY = {"c_log", "c_log1p", "c_exp", "neg", "invert", "log", "log1p", "exp", "log10", "log2", "expm1", "sqrt", "abs", "floor",
           "ceil", "sign", "isnan"}
 
 

@@ -90,6 +90,8 @@ def loop_dtypes(graph, node, consts) -> list[str]:
             return [_IR_OF_NUMPY[np.dtype(d)] for d in dts[:-1]]
         except KeyError:
             raise Unsupported(f"NumPy runs {op} in {dts}") from None
+    if op in ("c_log", "c_log1p", "c_exp"):  # Python's math: float64 operands
+        return ["f64"]
     if op == "where":
         return ["bool", node.type.dtype, node.type.dtype]
     if op in ("cast", "round", "nan_to_num"):
@@ -322,6 +324,8 @@ class Ops:
             if not fl:
                 raise Unsupported(f"{op} in an integer loop")
             return self.ufunc(op, ty, [x])
+        if op in ("c_log", "c_log1p", "c_exp"):
+            return b.call(self.libm(op[2:], F64), [x])
         raise Unsupported(f"unary op {op}")
 
     def round(self, x, dt: str, decimals: int):

@@ -242,6 +242,24 @@ def _stack(parts, sparse: bool):
     return np.column_stack(parts)
 
 
+C_MATH = ("c_log", "c_log1p", "c_exp")
+_LIBM: dict = {}
+
+
+def c_math(name: str, x):
+    """The C library's ``name`` (what Python's ``math.name`` computes) on each float64 value."""
+    fn = _LIBM.get(name)
+    if fn is None:
+        import ctypes
+        import ctypes.util
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        fn = _LIBM[name] = getattr(libm, name)
+        fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_double]
+    a = np.asarray(x, dtype=np.float64)
+    out = np.fromiter((fn(v) for v in a.ravel().tolist()), np.float64, a.size)
+    return out.reshape(a.shape) if a.ndim else np.float64(out[0])
+
+
 def run_node(node, args: list[Any]):
     """Evaluate one node on its argument values."""
     op = node.op
@@ -250,6 +268,8 @@ def run_node(node, args: list[Any]):
         return getattr(np, spec.numpy)(*args)
     if op == "const":
         return node.attrs["value"]
+    if op in C_MATH:
+        return c_math(op[2:], args[0])
     if op == "where":
         return np.where(*args)
     if op == "round":

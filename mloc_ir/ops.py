@@ -68,6 +68,13 @@ for _name, _np, _doc in [
 ]:
     _op(_name, "unary", 1, _doc, numpy=_np)
 
+for _name, _doc in [("c_log", "math.log(a)"), ("c_log1p", "math.log1p(a)"),
+                   ("c_exp", "math.exp(a)")]:
+    # Python's math module calls the C library, whose last bits differ from NumPy's loops on
+    # some CPUs (AVX-512): per-element comprehension code keeps the C library's values. Where
+    # math raises (log of 0 or a negative, exp overflow) the C value (-inf, NaN, inf) is given.
+    _op(_name, "unary", 1, _doc + ": the C library's function on float64 (Python's math)")
+
 _op("round", "unary", 1, "np.round(a, decimals) (half to even)", attrs=("decimals",))
 _op("nan_to_num", "unary", 1, "np.nan_to_num(a, nan=, posinf=, neginf=)",
     attrs=("nan", "posinf", "neginf"))

@@ -127,3 +127,48 @@ def test_loading_object_code_whose_loop_is_missing_is_a_clear_error(tmp_path, mo
     monkeypatch.setitem(numpy_loops._available, ("numpy", "expm1", "d"), False)
     with pytest.raises(loader.LoadError, match=r"numpy\.expm1\(d\)"):
         loader.load(obj.read_bytes(), [])
+
+
+COMPREHENSION = (
+    "import math\n\nimport numpy as np\n\n\n"
+    "def predict(a, b):\n"
+    "    c = np.array([math.log1p(x) + math.exp(-y) + math.log(x + 1.5) for x, y in zip(a, b)])\n"
+    "    return c, np.log1p(a) + np.exp(-b)\n")
+
+
+@pytest.fixture(scope="module")
+def math_pipeline(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cmath") / "cmath_pipeline.py"
+    path.write_text(COMPREHENSION)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("cmath_pipeline", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    graph = mloc_ir.parse(f"{path}:predict")
+    return mod.predict, graph, mloc_ir.compile(f"{path}:predict")
+
+
+@settings(max_examples=60, deadline=None)
+@given(a=hnp.arrays(np.float64, st.integers(0, 30),
+                    elements=st.floats(0, 1e6) | st.sampled_from([0.0, -0.0, 1e-300, 5e-324])),
+       data=st.data())
+def test_math_functions_in_comprehensions_are_the_c_librarys(math_pipeline, a, data):
+    """math.log/log1p/exp compute with the C library (so does Python): three-way equal,
+    while np.log1p/np.exp in the same pipeline stay NumPy's loops."""
+    fn, graph, compiled = math_pipeline
+    b = data.draw(hnp.arrays(np.float64, len(a), elements=st.floats(-700, 700)))
+    want = fn(a, b)
+    for got in (mloc_ir.interpret(graph, a, b), compiled(a, b)):
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.tobytes() == w.tobytes()
+
+
+def test_math_functions_in_comprehensions_on_many_values(math_pipeline):
+    fn, graph, compiled = math_pipeline
+    rng = np.random.default_rng(9)
+    a, b = rng.uniform(0, 1000, 20000), rng.normal(0, 20, 20000)
+    want = fn(a, b)
+    assert "c_log1p" in str(graph) and "= log1p(" in str(graph)
+    for got in (mloc_ir.interpret(graph, a, b), compiled(a, b)):
+        for g, w in zip(got, want):
+            assert g.tobytes() == w.tobytes()

@@ -253,7 +253,7 @@ class NumpyCalls:
         except TypeError:
             self.fail(f"the dtype {obj!r}", hint="float64, float32, int64, bool")
 
-    def call_math(self, fname, node):
+    def call_math(self, fname, node):  # noqa: C901
         args, kwargs = self.args_kwargs(node)
         table = {"log": "log", "log1p": "log1p", "exp": "exp", "sqrt": "sqrt", "fabs": "abs",
                  "floor": "floor", "ceil": "ceil", "isnan": "isnan"}
@@ -261,6 +261,9 @@ class NumpyCalls:
             self.fail(f"math.{fname}", hint="math.log/log1p/exp/sqrt/fabs/floor/ceil/isnan")
         if isinstance(args[0], Py):
             return Py(getattr(math, fname)(args[0].obj))
+        if fname in ("log", "log1p", "exp"):  # the C library's, as math computes them
+            return self.elementwise(f"c_{fname}", [self.as_val(args[0])],
+                                    numpy_fn=_float64_result)
         v = self.elementwise(table[fname], [self.as_val(args[0])])
         if fname in ("floor", "ceil"):  # math.floor returns an int
             return self.cast(v, "i64")
@@ -294,3 +297,8 @@ class NumpyCalls:
         if any(self.type_of(p).shape == "sparse" for p in vals):
             return self.emit("stack", vals, type=Type.sparse(width, dtype), name="X")
         return self.emit("stack", vals, type=Type.row(width, dtype), name="X")
+
+
+def _float64_result(x):
+    """The dtype probe of math.log/log1p/exp: a Python float whatever the operand."""
+    return np.asarray(x, dtype=np.float64)
