@@ -163,12 +163,27 @@ def available(module: str, name: str, char: str) -> bool:
     return _available[key]
 
 
+#: C library functions kernels call under their own names (``c_library_symbol``).
+C_LIBRARY = ("log", "log1p", "exp", "pow")
+
+
+def c_library_symbol(name: str) -> str:
+    return f"mloc_c_{name}"
+
+
 def register() -> None:
-    """Give LLVM's dynamic linker the table's address (once per process)."""
+    """Give LLVM's dynamic linker the table's address and the C library aliases (once per
+    process)."""
     global _registered
     if not _registered:
+        import ctypes.util
+
         import llvmlite.binding as llvm
         llvm.add_symbol(TABLE_SYMBOL, ctypes.addressof(_table))
+        libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        for name in C_LIBRARY:
+            llvm.add_symbol(c_library_symbol(name),
+                            ctypes.cast(getattr(libm, name), ctypes.c_void_p).value)
         _registered = True
 
 

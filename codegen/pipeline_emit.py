@@ -540,7 +540,7 @@ class StageEmitter:
         b.call(fn, [xbuf, nb, I64(w), out])
 
 
-_BINARY = {"add", "sub", "mul", "div", "floordiv", "mod", "pow", "lt", "le", "gt", "ge", "eq",
+_BINARY = {"c_pow", "add", "sub", "mul", "div", "floordiv", "mod", "pow", "lt", "le", "gt", "ge", "eq",
            "ne", "bitand", "bitor", "bitxor", "minimum", "maximum"}
 #: Ops computed by NumPy's own loop (``numpy_loops``) for float operands: ufunc name.
 UFUNC_OPS = {"log": "log", "log1p": "log1p", "exp": "exp", "log10": "log10", "log2": "log2",

@@ -92,6 +92,8 @@ def loop_dtypes(graph, node, consts) -> list[str]:
             raise Unsupported(f"NumPy runs {op} in {dts}") from None
     if op in ("c_log", "c_log1p", "c_exp"):  # Python's math: float64 operands
         return ["f64"]
+    if op == "c_pow":
+        return ["f64", "f64"]
     if op == "where":
         return ["bool", node.type.dtype, node.type.dtype]
     if op in ("cast", "round", "nan_to_num"):
@@ -133,6 +135,16 @@ class Ops:
         fn = self.module.globals.get(cname)
         if fn is None:
             fn = ir.Function(self.module, ir.FunctionType(ty, [ty] * (2 if name == "pow" else 1)), cname)
+        return fn
+
+    def c_library(self, name, nargs):
+        """The C library's float64 ``name`` under a name LLVM does not know as a library call:
+        it would rewrite ``pow(x, 2.0)`` as ``x * x``, which is not glibc's ``pow`` for every
+        ``x`` (``numpy_loops.register`` gives the linker its address)."""
+        cname = numpy_loops.c_library_symbol(name)
+        fn = self.module.globals.get(cname)
+        if fn is None:
+            fn = ir.Function(self.module, ir.FunctionType(F64, [F64] * nargs), cname)
         return fn
 
     def ufunc(self, name, ty, args, module="numpy"):
@@ -213,6 +225,8 @@ class Ops:
             return b.select(self.isnan(x), x, b.select(self.isnan(y), y, b.select(pick, x, y)))
         if op in ("floordiv", "mod"):
             return self.float_divmod(op, x, y, REG[dt]) if fl else self.int_divmod(op, x, y)
+        if op == "c_pow":
+            return b.call(self.c_library("pow", 2), [x, y])
         if op == "pow":
             if fl:
                 return self.ufunc("power", REG[dt], [x, y])
@@ -325,7 +339,7 @@ class Ops:
                 raise Unsupported(f"{op} in an integer loop")
             return self.ufunc(op, ty, [x])
         if op in ("c_log", "c_log1p", "c_exp"):
-            return b.call(self.libm(op[2:], F64), [x])
+            return b.call(self.c_library(op[2:], 1), [x])
         raise Unsupported(f"unary op {op}")
 
     def round(self, x, dt: str, decimals: int):

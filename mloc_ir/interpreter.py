@@ -242,22 +242,25 @@ def _stack(parts, sparse: bool):
     return np.column_stack(parts)
 
 
-C_MATH = ("c_log", "c_log1p", "c_exp")
+C_MATH = ("c_log", "c_log1p", "c_exp", "c_pow")
 _LIBM: dict = {}
 
 
-def c_math(name: str, x):
-    """The C library's ``name`` (what Python's ``math.name`` computes) on each float64 value."""
+def c_math(name: str, *xs):
+    """The C library's ``name`` (what Python's ``math.name`` and float ``**`` compute) on
+    float64 values, element by element (operands broadcast)."""
     fn = _LIBM.get(name)
     if fn is None:
         import ctypes
         import ctypes.util
         libm = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
         fn = _LIBM[name] = getattr(libm, name)
-        fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_double]
-    a = np.asarray(x, dtype=np.float64)
-    out = np.fromiter((fn(v) for v in a.ravel().tolist()), np.float64, a.size)
-    return out.reshape(a.shape) if a.ndim else np.float64(out[0])
+        fn.restype, fn.argtypes = ctypes.c_double, [ctypes.c_double] * len(xs)
+    arrays = np.broadcast_arrays(*[np.asarray(x, dtype=np.float64) for x in xs])
+    shape = arrays[0].shape
+    flat = [a.ravel().tolist() for a in arrays]
+    out = np.fromiter((fn(*v) for v in zip(*flat)), np.float64, arrays[0].size)
+    return out.reshape(shape) if shape else np.float64(out[0])
 
 
 def run_node(node, args: list[Any]):
@@ -269,7 +272,7 @@ def run_node(node, args: list[Any]):
     if op == "const":
         return node.attrs["value"]
     if op in C_MATH:
-        return c_math(op[2:], args[0])
+        return c_math(op[2:], *args)
     if op == "where":
         return np.where(*args)
     if op == "round":

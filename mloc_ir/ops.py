@@ -75,6 +75,9 @@ for _name, _doc in [("c_log", "math.log(a)"), ("c_log1p", "math.log1p(a)"),
     # math raises (log of 0 or a negative, exp overflow) the C value (-inf, NaN, inf) is given.
     _op(_name, "unary", 1, _doc + ": the C library's function on float64 (Python's math)")
 
+_op("c_pow", "binary", 2, "a ** b on Python/NumPy float scalars in per-element code: the C "
+    "library's pow on float64 (NumPy's array loop differs from it on some CPUs)")
+
 _op("round", "unary", 1, "np.round(a, decimals) (half to even)", attrs=("decimals",))
 _op("nan_to_num", "unary", 1, "np.nan_to_num(a, nan=, posinf=, neginf=)",
     attrs=("nan", "posinf", "neginf"))

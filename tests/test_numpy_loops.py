@@ -133,7 +133,8 @@ COMPREHENSION = (
     "import math\n\nimport numpy as np\n\n\n"
     "def predict(a, b):\n"
     "    c = np.array([math.log1p(x) + math.exp(-y) + math.log(x + 1.5) for x, y in zip(a, b)])\n"
-    "    return c, np.log1p(a) + np.exp(-b)\n")
+    "    d = np.array([x ** 2 + x ** 2.5 - y ** 3 for x, y in zip(a, b)])\n"
+    "    return c, d, np.log1p(a) + np.exp(-b), a ** 2 + a ** 2.5\n")
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +154,9 @@ def math_pipeline(tmp_path_factory):
                     elements=st.floats(0, 1e6) | st.sampled_from([0.0, -0.0, 1e-300, 5e-324])),
        data=st.data())
 def test_math_functions_in_comprehensions_are_the_c_librarys(math_pipeline, a, data):
-    """math.log/log1p/exp compute with the C library (so does Python): three-way equal,
-    while np.log1p/np.exp in the same pipeline stay NumPy's loops."""
+    """math.log/log1p/exp and float ** in per-element code compute with the C library (so does
+    Python: LLVM must not turn pow(x, 2.0) into x * x either): three-way equal, while
+    np.log1p/np.exp and array ** in the same pipeline stay NumPy's."""
     fn, graph, compiled = math_pipeline
     b = data.draw(hnp.arrays(np.float64, len(a), elements=st.floats(-700, 700)))
     want = fn(a, b)
@@ -168,7 +170,7 @@ def test_math_functions_in_comprehensions_on_many_values(math_pipeline):
     rng = np.random.default_rng(9)
     a, b = rng.uniform(0, 1000, 20000), rng.normal(0, 20, 20000)
     want = fn(a, b)
-    assert "c_log1p" in str(graph) and "= log1p(" in str(graph)
+    assert "c_log1p" in str(graph) and "= log1p(" in str(graph) and "c_pow(" in str(graph)
     for got in (mloc_ir.interpret(graph, a, b), compiled(a, b)):
         for g, w in zip(got, want):
             assert g.tobytes() == w.tobytes()

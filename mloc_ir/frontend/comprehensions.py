@@ -58,7 +58,11 @@ class Comprehensions:
                     self.bind_element(t, c)
             else:
                 self.bind_element(gen.target, self.expr(iterable))
-            return self.element_expr(comp.elt)
+            self.element_depth += 1
+            try:
+                return self.element_expr(comp.elt)
+            finally:
+                self.element_depth -= 1
         finally:
             self.env = saved
 
@@ -112,6 +116,8 @@ class Comprehensions:
         saved = dict(self.env)
         try:
             self.env[lam.args.args[0].arg] = v
+            self.element_depth += 1
             return self.element_expr(lam.body)
         finally:
+            self.element_depth -= 1
             self.env = saved

@@ -40,6 +40,7 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         self.env: dict[str, Any] = {}
         self.line = src.tree.lineno
         self._const_cache: dict[tuple, int] = {}
+        self.element_depth = 0  # > 0 inside per-element code (comprehensions, lambdas)
         args = src.tree.args
         if args.vararg or args.kwarg or args.posonlyargs:
             self.fail("*args/**kwargs/positional-only parameters", hint="named parameters, one "
@@ -247,7 +248,12 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
                     return Py(_PY_EVAL[op](*[x.obj for x in xs]))
                 except Exception as exc:  # noqa: BLE001 -- what Python would raise, raised now
                     self.fail(f"constant expression raised {type(exc).__name__}: {exc}")
-        return self.elementwise(op, [self.as_val(x) for x in xs], attrs)
+        vals = [self.as_val(x) for x in xs]
+        if op == "pow" and self.element_depth and \
+                self.numpy_result(np.power, vals, op) == "f64":
+            # per-element float ** is scalar code: the C library's pow, not NumPy's array loop
+            return self.elementwise("c_pow", vals, attrs, numpy_fn=_float64_pow)
+        return self.elementwise(op, vals, attrs)
 
     # -- statements -----------------------------------------------------------------------
     def run(self) -> Graph:
@@ -730,3 +736,8 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         if isinstance(target, Val):
             return self.call_value_method(target, name, node)
         self.fail(f".{name}() on {self.describe(target)}")
+
+
+def _float64_pow(a, b):
+    """The dtype probe of per-element float ``**``: float64."""
+    return np.asarray(a, dtype=np.float64) ** np.asarray(b, dtype=np.float64)
