@@ -19,6 +19,7 @@ from ..source import PipelineSource
 from ..types import Type, dtype_from_numpy, numpy_dtype
 from ..verify import verify
 from .comprehensions import Comprehensions
+from .inlining import Inlining, is_user_function
 from .helpers import (_as_load, _is_dataframe_method, _is_full_slice, _is_literal, _is_none,
                       _is_pandas_function, _is_sparse_hstack, _snippet)
 from .model_calls import ModelCalls
@@ -29,7 +30,7 @@ from .values import (Attr, Frame, LOOP_HINT, Lambda, ParamRef, Py, StrAccessor, 
                      _CMPOPS, _NUMPY_OF_OP, _OP_SYMBOL, _PY_EVAL, _SCALAR_TYPES, _SERIES_METHODS)
 
 
-class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
+class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, Inlining):
     """Walks one function body and builds its Graph."""
 
     def __init__(self, src: PipelineSource, dtypes: dict[str, str] | None = None):
@@ -294,7 +295,7 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
             self.fail("an if statement", hint="np.where(condition, a, b) to choose per row")
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             self.fail("a nested function or class definition",
-                      hint="define helpers at module level; calls to them run as opaque Python")
+                      hint="define helpers at module level; calls to them are inlined")
         elif isinstance(stmt, (ast.Try, ast.With, ast.AsyncWith, ast.Raise, ast.Assert,
                                ast.Delete, ast.Global, ast.Nonlocal)):
             self.fail(f"a {type(stmt).__name__.lower()} statement",
@@ -692,12 +693,17 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         if isinstance(obj, type):
             self.fail(f"constructing {obj.__name__} inside the pipeline",
                       hint="build models, tables and vectorizers at module level")
+        if is_user_function(obj):
+            return self.call_user_function(callee, node)
         if callable(obj):
             return self.opaque_call(callee, node)
         self.fail(f"calling {self.describe(callee)}")
 
-    def opaque_call(self, callee: Py, node):
-        args, kwargs = self.args_kwargs(node)
+    def opaque_call(self, callee: Py, node, args=None):
+        if args is None:
+            args, kwargs = self.args_kwargs(node)
+        else:
+            kwargs = {}
         if kwargs:
             self.fail(f"keyword arguments to the opaque call {callee.name}()",
                       hint="positional arguments")
