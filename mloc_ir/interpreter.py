@@ -242,6 +242,34 @@ def _stack(parts, sparse: bool):
     return np.column_stack(parts)
 
 
+def to_datetime(strings) -> np.ndarray:
+    """``pd.to_datetime(strings)`` as a datetime64 array (pandas' resolution, NaT kept)."""
+    import pandas as pd
+    out = pd.to_datetime(np.asarray(strings, dtype=object))
+    if getattr(out, "tz", None) is not None:
+        from .errors import InputError
+        raise InputError("pd.to_datetime gave timezone-aware timestamps (the strings carry a UTC "
+                         "offset); mloc's datetime columns are timezone-naive")
+    return np.asarray(out)
+
+
+def dt_field(values, field: str) -> np.ndarray:
+    """``.dt.<field>`` of a datetime64 array as pandas computes it, in float64 (exact: pandas
+    gives int32, or float64 with NaN where a value is NaT)."""
+    import pandas as pd
+    return np.asarray(getattr(pd.DatetimeIndex(values), field), dtype=np.float64)
+
+
+def dt_sub(a, b) -> np.ndarray:
+    import pandas as pd
+    return np.asarray(pd.DatetimeIndex(a) - pd.DatetimeIndex(b))
+
+
+def td_seconds(values) -> np.ndarray:
+    import pandas as pd
+    return np.asarray(pd.TimedeltaIndex(values).total_seconds(), dtype=np.float64)
+
+
 def run_node(node, args: list[Any]):
     """Evaluate one node on its argument values."""
     op = node.op
@@ -283,6 +311,14 @@ def run_node(node, args: list[Any]):
         return np.asarray(getattr(model, node.attrs["method"])(args[0], **node.attrs["kwargs"]))
     if op == "pycall":
         return np.asarray(node.attrs["fn"].obj(*args))
+    if op == "to_datetime":
+        return to_datetime(args[0])
+    if op == "dt_field":
+        return dt_field(args[0], node.attrs["field"])
+    if op == "dt_sub":
+        return dt_sub(args[0], args[1])
+    if op == "td_seconds":
+        return td_seconds(args[0])
     raise NotImplementedError(f"the interpreter has no rule for op {op!r}")
 
 

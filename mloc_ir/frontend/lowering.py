@@ -26,7 +26,7 @@ from .model_calls import ModelCalls
 from .numpy_calls import NumpyCalls
 from .pandas_calls import PandasCalls
 from .store_calls import StoreCalls
-from .values import (Attr, Frame, LOOP_HINT, Lambda, ParamRef, Py, StrAccessor, Val, _BINOPS,
+from .values import (DATETIME_DTYPES, DT_FIELDS, DtAccessor, Attr, Frame, LOOP_HINT, Lambda, ParamRef, Py, StrAccessor, Val, _BINOPS,
                      _CMPOPS, _NUMPY_OF_OP, _OP_SYMBOL, _PY_EVAL, _SCALAR_TYPES, _SERIES_METHODS)
 
 
@@ -209,6 +209,8 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, 
         return dtype_from_numpy(dt)
 
     def elementwise(self, op: str, vals: list[Val], attrs=None, numpy_fn=None, kwargs=None) -> Val:
+        if any(self.type_of(v).dtype in DATETIME_DTYPES for v in vals):
+            return self.datetime_arith(op, vals)
         for v in vals:
             t = self.type_of(v)
             if t.shape == "any":
@@ -448,6 +450,10 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, 
             if name not in base.columns and _is_dataframe_method(name):
                 return Attr(base, name)  # as in pandas, df.<method> is the method, not a column
             return self.frame_column(base, name)
+        if isinstance(base, Val) and self.type_of(base).dtype in DATETIME_DTYPES:
+            return self.datetime_attribute(base, name)
+        if isinstance(base, DtAccessor):
+            return self.datetime_attribute(base.val, name, accessor=True)
         if isinstance(base, Val):
             if name == "str":
                 return StrAccessor(base)
@@ -724,6 +730,9 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, 
             return self.call_object_method(target, name, node)
         if isinstance(target, StrAccessor):
             return self.call_str_accessor(target.val, name, node)
+        if isinstance(target, DtAccessor) or (isinstance(target, Val) and
+                                              self.type_of(target).dtype in DATETIME_DTYPES):
+            return self.call_datetime_method(target, name, node)
         if isinstance(target, Frame):
             args, kwargs = self.args_kwargs(node)
             if name == "merge":
