@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from mloc_ir.featurestore import fetch_concurrently, is_store_table
-from mloc_ir.interpreter import run_node
+from mloc_ir.interpreter import run_node, with_location
 
 from .datetimes import to_datetime
 
@@ -43,6 +43,6 @@ def run_host_stage(graph, nodes, env) -> None:
             if nid not in env:
                 node = graph[nid]
                 if node.op == "to_datetime":  # strict ISO strings natively, else pandas
-                    env[nid] = to_datetime(env[node.args[0]])
+                    env[nid] = with_location(node, to_datetime, env[node.args[0]])
                 else:
                     env[nid] = run_node(node, [env[a] for a in node.args])
