@@ -1,0 +1,230 @@
+"""Calls to the user's own functions are inlined: their bodies become IR nodes (parameters bound
+to the argument values, keyword arguments and defaults, helpers calling helpers), with the
+helper's file:line on its nodes.  A helper outside the pipeline language, a recursive one or one
+without source stays an opaque ``pycall`` whose ``not_inlined`` attribute (in the IR dump,
+``explain()`` and error messages) names the construct and its file:line; the graph keeps no
+trace of the failed attempt.  Results equal the original Python's either way."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mloc_ir
+from mloc_ir import PipelineTypeError, UnsupportedConstruct, interpret, parse
+from tests.pipeline_strategies import assert_same_results
+from tests.pipelines._train import booster
+
+BOOSTER = booster(3)
+RATE = {1.0: 0.5, 2.0: 0.25}
+
+
+def _line(fn, marker="# <-"):
+    lines, first = inspect.getsourcelines(fn)
+    return first + next(i for i, line in enumerate(lines) if marker in line)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def ratio(a, b, floor=1.0, *, scale=1.0):
+    """A docstring is fine."""
+    return a / np.maximum(b, floor) * scale
+
+
+def log_ratio(a, b, floor=1.0):
+    r = ratio(a, b, floor=floor)      # a helper calling a helper
+    r = np.sqrt(np.abs(r))
+    return r
+
+
+def features(df):
+    df = df.copy()
+    df["r"] = ratio(df["a"], df["b"])
+    return np.column_stack([df["r"], log_ratio(df["a"], df["b"], 2.0), df["a"]])
+
+
+def rate(codes):
+    return np.array([RATE.get(c, 0.1) for c in codes])
+
+
+def two(a):
+    return a + 1, a * 2
+
+
+def batch_clip(x):
+    lo, hi = np.percentile(x, [1, 99])  # <- not row-wise: stays opaque
+    return np.clip(x, lo, hi)
+
+
+def countdown(x, n):
+    return countdown(x, n - 1) if n > 0 else x  # <-
+
+
+def early_return(x):
+    if x.sum() > 0:  # <-
+        return x
+    return -x
+
+
+def no_return(x):
+    y = x * 2  # noqa: F841
+
+
+# -- pipelines --------------------------------------------------------------------------------
+
+def pipe_nested(a, b):
+    return log_ratio(a, b) + ratio(a, b, 0.5, scale=2.0) + ratio(b=a, a=b)
+
+
+def pipe_frame(df):
+    return BOOSTER.predict(features(df))
+
+
+def pipe_tuple(a, codes):
+    p, q = two(a)
+    return p - q + rate(codes)
+
+
+def pipe_opaque(x):
+    return batch_clip(x) * 2
+
+
+def pipe_recursive(x):
+    return countdown(x, 2) + 1
+
+
+def pipe_mixed(x):
+    return early_return(x) + no_return(x) if False else early_return(x) + ratio(x, x)
+
+
+def pipe_model_on_opaque(x):
+    X = stacked_with_loop(x)
+    return BOOSTER.predict(X)
+
+
+def stacked_with_loop(x):
+    parts = []
+    for k in range(3):  # <-
+        parts.append(x * k)
+    return np.column_stack(parts)
+
+
+def pipe_bad_call(a):
+    return ratio(a, a, 1.0, 2.0)  # <- too many positional arguments
+
+
+def pipe_df_to_opaque(df):
+    a = df["a"]
+    return frame_loop(df) + a
+
+
+def frame_loop(df):
+    while False:  # <-
+        pass
+    return df["a"]
+
+
+# -- tests -----------------------------------------------------------------------------------
+
+def _data(n=50, seed=0):
+    r = np.random.default_rng(seed)
+    a, b = r.normal(size=n), r.normal(size=n)
+    a[:3] = [np.nan, 0.0, -0.0]
+    return a, b
+
+
+def test_nested_helpers_keywords_and_defaults_are_inlined():
+    g = parse(pipe_nested)
+    assert not g.find("pycall")
+    a, b = _data()
+    with np.errstate(all="ignore"):
+        expected = pipe_nested(a, b)
+    assert_same_results(interpret(g, a, b), expected)
+    assert_same_results(mloc_ir.compile(pipe_nested)(a, b), expected)
+    # the inlined nodes point at the helpers' lines
+    locs = {n.loc.line for n in g.nodes() if n.op == "sqrt"}
+    assert locs == {_line(log_ratio, "np.sqrt")}
+    assert all("test_inlining.py" in str(n.loc) for n in g.nodes() if n.loc)
+
+
+def test_dataframe_helpers_and_tuple_results():
+    a, b = _data()
+    df = pd.DataFrame({"a": a, "b": b})
+    g = parse(pipe_frame)
+    assert not g.find("pycall") and g.find("model")
+    assert_same_results(interpret(g, df), pipe_frame(df))
+    assert_same_results(mloc_ir.compile(pipe_frame)(df), pipe_frame(df))
+    codes = np.array([1.0, 2.0, 3.0, np.nan] * 5)
+    x = np.arange(20.0)
+    g = parse(pipe_tuple)
+    assert g.find("lookup") and not g.find("pycall")
+    assert_same_results(interpret(g, x, codes), pipe_tuple(x, codes))
+
+
+def test_unsupported_helper_stays_opaque_and_says_why():
+    g = parse(pipe_opaque)
+    (call,) = g.find("pycall")
+    reason = call.attrs["not_inlined"]
+    assert reason.startswith(f"tests/test_inlining.py:{_line(batch_clip)}: ")
+    assert "np.percentile" in reason
+    assert f"not_inlined='tests/test_inlining.py:{_line(batch_clip)}" in str(g)
+    # nothing of the attempt is left: one input, the call, the constant and the product
+    assert sorted(n.op for n in g.nodes()) == ["const", "input", "mul", "pycall"]
+    x = np.random.default_rng(1).normal(size=200)
+    assert_same_results(interpret(g, x), pipe_opaque(x))
+    cp = mloc_ir.compile(pipe_opaque)
+    assert_same_results(cp(x), pipe_opaque(x))
+    assert f"not inlined: tests/test_inlining.py:{_line(batch_clip)}" in cp.explain()
+
+
+def test_recursion_and_early_return_stay_opaque():
+    g = parse(pipe_recursive)
+    (call,) = g.find("pycall")
+    assert "recursive call of countdown()" in call.attrs["not_inlined"]
+    # the outer call was inlined: only the recursive inner one is opaque, with its arguments
+    assert call.attrs["qualname"] == "countdown"
+    x = np.arange(5.0)
+    assert_same_results(interpret(g, x), pipe_recursive(x))
+    g = parse(pipe_mixed)
+    calls = g.find("pycall")
+    assert [c.attrs["qualname"] for c in calls] == ["early_return"]
+    assert f"test_inlining.py:{_line(early_return)}: unsupported construct: an if statement" \
+        in calls[0].attrs["not_inlined"]
+    assert_same_results(interpret(g, x), pipe_mixed(x))
+
+
+def test_model_on_an_opaque_helper_names_the_helper_line():
+    with pytest.raises(UnsupportedConstruct) as info:
+        parse(pipe_model_on_opaque)
+    msg = str(info.value)
+    assert "opaque call stacked_with_loop()" in msg
+    assert f"tests/test_inlining.py:{_line(stacked_with_loop)}: unsupported construct: a Python " \
+           "loop over rows" in msg
+    assert info.value.line == _line(pipe_model_on_opaque, "BOOSTER.predict")
+
+
+def test_a_call_that_does_not_fit_the_signature():
+    with pytest.raises(PipelineTypeError) as info:
+        parse(pipe_bad_call)
+    assert info.value.line == _line(pipe_bad_call)
+    assert "ratio(...) does not fit its signature" in str(info.value)
+    assert "too many positional arguments" in str(info.value)
+
+
+def test_frame_passed_to_a_helper_that_is_not_inlined():
+    with pytest.raises(UnsupportedConstruct) as info:
+        parse(pipe_df_to_opaque)
+    msg = str(info.value)
+    assert "passing" in msg and "frame_loop()" in msg
+    assert f"it is not inlined: tests/test_inlining.py:{_line(frame_loop)}: unsupported " \
+           "construct: a Python loop over rows" in msg
+
+
+def test_taxi_helpers_are_inlined():
+    """The benchmark's helpers (pd.to_datetime, .dt fields, total_seconds) inline entirely."""
+    src = inspect.getsource(features)  # noqa: F841 -- the module is importable without data
+    from tests.test_datetimes import clock, minutes
+    for fn in (clock, minutes):
+        assert not parse(fn, dtypes={"ts": "str", "start": "str", "end": "str"}).find("pycall")
