@@ -293,7 +293,17 @@ def to_datetime_of_numbers(x):
     return pd.Series(pd.to_datetime(x * 2)).dt.hour.to_numpy(dtype=float)  # <-
 
 
+def datetime_in_matrix(ts, x):
+    return np.column_stack([pd.to_datetime(ts), x])  # <-
+
+
+def datetime_as_float(ts):
+    return pd.Series(pd.to_datetime(ts)).astype(float)  # <-
+
+
 @pytest.mark.parametrize("fn, cls, words", [
+    (datetime_in_matrix, PipelineTypeError, ["np.column_stack applied to a datetime column"]),
+    (datetime_as_float, UnsupportedConstruct, [".astype() of a datetime column"]),
     (to_datetime_with_format, UnsupportedConstruct, ["pd.to_datetime(...) with format="]),
     (datetime_plus_number, PipelineTypeError, ["add of (datetime, scalar<i64>)"]),
     (unknown_field, UnsupportedConstruct, ["the .dt.tz of a datetime column"]),

@@ -168,6 +168,10 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, 
         n = self.node(v)
         if n.meta.get("pending_dtype"):
             del n.meta["pending_dtype"]
+        if n.type.dtype in DATETIME_DTYPES:
+            self.type_error(f"{what} applied to a {n.type.dtype} column %{n.name}",
+                            hint=".dt.<field> (hour, minute, dayofweek, ...) of datetimes, "
+                                 ".total_seconds() of a difference of two datetimes")
         if n.type.dtype == "str":
             self.type_error(f"{what} applied to a string column %{n.name}",
                             hint="string methods: len, .lower(), .count(...), .str.contains(...), "
