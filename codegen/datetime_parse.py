@@ -25,6 +25,7 @@ I8, I64 = ir.IntType(8), ir.IntType(64)
 PROTO = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
 _DIGITS_19 = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
 _SEPARATORS = ((4, "-"), (7, "-"), (13, ":"), (16, ":"))
+PREFETCH = 16  # rows ahead
 
 
 def _build(module: ir.Module, name: str, width: int, sep: str, lay) -> None:
@@ -49,6 +50,16 @@ def _build(module: ir.Module, name: str, width: int, sep: str, lay) -> None:
     # the object: an exact str, compact ASCII, of the first row's length
     b.position_at_end(body)
     obj = b.load(b.gep(objs, [i]))
+    # the objects of a shuffled column are scattered in memory: ask for a later row's header
+    # and characters now, so the cache misses of consecutive rows overlap
+    ahead = b.select(b.icmp_signed("<", b.add(i, c(PREFETCH)), n), b.add(i, c(PREFETCH)), i)
+    later = b.load(b.gep(objs, [ahead]))
+    prefetch = module.declare_intrinsic("llvm.prefetch", fnty=ir.FunctionType(
+        ir.VoidType(), [I8.as_pointer(), ir.IntType(32), ir.IntType(32), ir.IntType(32)]))
+    i32 = lambda v: ir.Constant(ir.IntType(32), v)  # noqa: E731
+    for off in (0, lay.ascii_data + width - 1):
+        b.call(prefetch, [b.inttoptr(b.add(later, c(off)), I8.as_pointer()), i32(0), i32(3),
+                          i32(1)])
     typ = b.load(b.inttoptr(b.add(obj, c(lay.type_offset)), I64.as_pointer()))
     length = b.load(b.inttoptr(b.add(obj, c(lay.length_offset)), I64.as_pointer()))
     state = b.zext(b.load(b.inttoptr(b.add(obj, c(lay.state_offset)), I8.as_pointer())), I64)
