@@ -126,6 +126,27 @@ def frame_loop(df):
     return df["a"]
 
 
+def add_ratio(df):
+    df["r"] = df["a"] / df["b"]  # <- mutates the caller's frame
+    return df["a"]
+
+
+def add_ratio_copy(df):
+    df = df.copy()
+    df["r"] = df["a"] / df["b"]
+    return df
+
+
+def pipe_mutating(df):
+    a = df["a"]
+    return add_ratio(df) + df["r"] + a
+
+
+def pipe_copying(df):
+    out = add_ratio_copy(df)
+    return out["r"] * 2
+
+
 # -- tests -----------------------------------------------------------------------------------
 
 def _data(n=50, seed=0):
@@ -228,3 +249,20 @@ def test_taxi_helpers_are_inlined():
     from tests.test_datetimes import clock, minutes
     for fn in (clock, minutes):
         assert not parse(fn, dtypes={"ts": "str", "start": "str", "end": "str"}).find("pycall")
+
+
+def test_helpers_that_assign_into_their_argument_are_not_inlined():
+    from mloc_ir.frontend.inlining import _mutated_parameter
+    import ast
+    tree = ast.parse(inspect.getsource(add_ratio)).body[0]
+    assert _mutated_parameter(tree.body, ["df"]) == ("df", tree.body[0].lineno)
+    tree = ast.parse(inspect.getsource(add_ratio_copy)).body[0]
+    assert _mutated_parameter(tree.body, ["df"]) is None
+    g = parse(pipe_copying)
+    assert not g.find("pycall")
+    df = pd.DataFrame({"a": [1.0, 2.0], "b": [4.0, 0.5]})
+    assert_same_results(interpret(g, df), pipe_copying(df.copy()))
+    with pytest.raises(UnsupportedConstruct) as info:
+        parse(pipe_mutating)  # not inlined, and a DataFrame cannot go to an opaque call
+    assert (f"it is not inlined: tests/test_inlining.py:{_line(add_ratio)}: add_ratio() assigns "
+            "into its argument 'df' in place") in str(info.value)

@@ -86,6 +86,11 @@ class Inlining:
         if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
             raise _Refused(f"{src.file}:{src.line_offset + body[-1].lineno}: {label}() does not "
                            "end in `return <value>`")
+        mutated = _mutated_parameter(body, [a.arg for a in params.args + params.kwonlyargs])
+        if mutated is not None:
+            name, line = mutated
+            raise _Refused(f"{src.file}:{src.line_offset + line}: {label}() assigns into its "
+                           f"argument {name!r} in place (the caller would see the change)")
         env = {}
         for name, value in bound.arguments.items():
             env[name] = Py(value, name) if _is_default(value) else value
@@ -158,6 +163,24 @@ class Inlining:
                             exc.hint) from None
         self.node(v).attrs["not_inlined"] = reason
         return v
+
+
+def _mutated_parameter(body, params):
+    """``(name, line)`` of the first ``param[...] = ...`` (or ``param.attr = ...``) in ``body``
+    while ``param`` still names the caller's object, else None."""
+    own = set(params)
+    for stmt in body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else \
+            [stmt.target] if isinstance(stmt, (ast.AugAssign, ast.AnnAssign)) else []
+        for t in targets:
+            if isinstance(t, (ast.Subscript, ast.Attribute)) and isinstance(t.value, ast.Name) \
+                    and t.value.id in own:
+                return t.value.id, stmt.lineno
+        for t in targets:  # rebound: later assignments into it are to the helper's own object
+            for n in ast.walk(t):
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    own.discard(n.id)
+    return None
 
 
 def _is_default(value) -> bool:
