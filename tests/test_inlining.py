@@ -147,6 +147,19 @@ def pipe_copying(df):
     return out["r"] * 2
 
 
+def half(v):
+    return v / 2 if v > 0 else 0.0
+
+
+def pipe_apply(x):
+    return pd.Series(x).apply(half).to_numpy() + pd.Series(x).map(half).to_numpy() + \
+        np.array([half(t) for t in x])
+
+
+def pipe_apply_opaque(x):
+    return pd.Series(x).apply(batch_clip).to_numpy()  # <-
+
+
 # -- tests -----------------------------------------------------------------------------------
 
 def _data(n=50, seed=0):
@@ -266,3 +279,15 @@ def test_helpers_that_assign_into_their_argument_are_not_inlined():
         parse(pipe_mutating)  # not inlined, and a DataFrame cannot go to an opaque call
     assert (f"it is not inlined: tests/test_inlining.py:{_line(add_ratio)}: add_ratio() assigns "
             "into its argument 'df' in place") in str(info.value)
+
+
+def test_apply_and_map_of_a_user_function():
+    g = parse(pipe_apply)
+    assert not g.find("pycall") and len(g.find("where")) == 3
+    x = np.array([1.0, -2.0, np.nan, 0.0, 3.5])
+    assert_same_results(interpret(g, x), pipe_apply(x))
+    with pytest.raises(UnsupportedConstruct) as info:
+        parse(pipe_apply_opaque)
+    assert info.value.line == _line(pipe_apply_opaque)
+    assert ".apply(batch_clip) of a function that is not inlined (tests/test_inlining.py:" \
+        f"{_line(batch_clip)}: unsupported construct: np.percentile)" in str(info.value)

@@ -67,6 +67,21 @@ class Inlining:
             return self.opaque_user_call(callee, node, bound if sig is not None else None,
                                          refused.reason)
 
+    def apply_user_function(self, v, fn: Py, what: str):
+        """``s.map(f)`` / ``s.apply(f)`` with the user's function ``f`` of one element: its body
+        inlined on the column (as a lambda's is); a body outside the language is an error."""
+        label = fn.name or fn.obj.__name__
+        try:
+            bound = inspect.signature(fn.obj).bind(v)
+        except (TypeError, ValueError) as exc:
+            self.type_error(f"{what}({label}): {label} does not take one element: {exc}")
+        bound.apply_defaults()
+        try:
+            return self._inline(fn.obj, label, bound)
+        except _Refused as refused:
+            self.fail(f"{what}({label}) of a function that is not inlined ({refused.reason})",
+                      hint="a function whose body is in the pipeline language, or a lambda")
+
     # -- inlining ---------------------------------------------------------------------------
     def _inline(self, fn, label, bound):
         stack = self.__dict__.setdefault("_inline_stack", [self.src.fn])

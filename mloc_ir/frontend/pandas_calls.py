@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from ..featurestore import is_store_table
+from .inlining import is_user_function
 from ..printer import Ref
 from ..types import Type
 from .values import (DT_FIELDS, Attr, DtAccessor, Frame, Lambda, ParamRef, Py, RemoteRows, SplitResult, Val, _MODEL_METHODS,
@@ -179,12 +180,16 @@ class PandasCalls:
                 return self.lookup(v, Ref(mapping.name or "table", table), math.nan)
             if isinstance(mapping, Lambda):
                 return self.apply_lambda(v, mapping.node)
+            if isinstance(mapping, Py) and is_user_function(mapping.obj):
+                return self.apply_user_function(v, mapping, ".map")
             self.fail(".map() of something other than a dict or a lambda",
                       hint="Series.map(DICT) (+ .fillna(default)), or a lambda")
         if name == "apply":
             fn = args[0] if args else None
             if isinstance(fn, Lambda):
                 return self.apply_lambda(v, fn.node)
+            if isinstance(fn, Py) and is_user_function(fn.obj):
+                return self.apply_user_function(v, fn, ".apply")
             self.fail(".apply() of something other than a lambda",
                       hint="a lambda over one element, or call your function on the column")
         if name == "reshape":
