@@ -22,15 +22,17 @@ import numpy as np
 from llvmlite import ir
 
 I8, I64 = ir.IntType(8), ir.IntType(64)
-PROTO = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
+PROTO = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                         ctypes.c_void_p)
 _DIGITS_19 = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18)
 _SEPARATORS = ((4, "-"), (7, "-"), (13, ":"), (16, ":"))
 PREFETCH = 16  # rows ahead
 
 
 def _build(module: ir.Module, name: str, width: int, sep: str, lay) -> None:
-    fn = ir.Function(module, ir.FunctionType(I64, [I64, I64, I64]), name=name)
-    objs_addr, n, out_addr = fn.args
+    # the str type's address is an argument, so the object code serves every process
+    fn = ir.Function(module, ir.FunctionType(I64, [I64, I64, I64, I64]), name=name)
+    objs_addr, n, out_addr, str_type = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     c = lambda v: ir.Constant(I64, v)  # noqa: E731
     objs = b.inttoptr(objs_addr, I64.as_pointer())
@@ -64,7 +66,7 @@ def _build(module: ir.Module, name: str, width: int, sep: str, lay) -> None:
     length = b.load(b.inttoptr(b.add(obj, c(lay.length_offset)), I64.as_pointer()))
     state = b.zext(b.load(b.inttoptr(b.add(obj, c(lay.state_offset)), I8.as_pointer())), I64)
     bits = c((1 << lay.compact_bit) | (1 << lay.ascii_bit))
-    ok = b.and_(b.icmp_unsigned("==", typ, c(lay.str_type)),
+    ok = b.and_(b.icmp_unsigned("==", typ, str_type),
                 b.and_(b.icmp_unsigned("==", length, c(width)),
                        b.icmp_unsigned("==", b.and_(state, bits), bits)))
     b.cbranch(ok, check, fail)
@@ -179,5 +181,6 @@ def parse_iso(strings) -> np.ndarray | None:
     if k is None:
         return None
     out = np.empty(n, dtype=np.int64)
-    status = k[1](values.__array_interface__["data"][0], n, out.__array_interface__["data"][0])
+    status = k[1](values.__array_interface__["data"][0], n, out.__array_interface__["data"][0],
+                  id(str))
     return out.view("M8[us]") if status == 0 else None
