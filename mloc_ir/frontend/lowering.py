@@ -19,15 +19,16 @@ from ..source import PipelineSource
 from ..types import Type, dtype_from_numpy, numpy_dtype
 from ..verify import verify
 from .comprehensions import Comprehensions
-from .inlining import Inlining, is_user_function
 from .helpers import (_as_load, _is_dataframe_method, _is_full_slice, _is_literal, _is_none,
                       _is_pandas_function, _is_sparse_hstack, _snippet)
+from .inlining import Inlining, is_user_function
 from .model_calls import ModelCalls
 from .numpy_calls import NumpyCalls
 from .pandas_calls import PandasCalls
 from .store_calls import StoreCalls
-from .values import (DATETIME_DTYPES, DT_FIELDS, DtAccessor, Attr, Frame, LOOP_HINT, Lambda, ParamRef, Py, StrAccessor, Val, _BINOPS,
-                     _CMPOPS, _NUMPY_OF_OP, _OP_SYMBOL, _PY_EVAL, _SCALAR_TYPES, _SERIES_METHODS)
+from .values import (DATETIME_DTYPES, Attr, DtAccessor, Frame, LOOP_HINT, Lambda, ParamRef, Py,
+                     StrAccessor, Val, _BINOPS, _CMPOPS, _NUMPY_OF_OP, _OP_SYMBOL, _PY_EVAL,
+                     _SCALAR_TYPES, _SERIES_METHODS)
 
 
 class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, Inlining):

@@ -13,8 +13,8 @@ from ..featurestore import is_store_table
 from .inlining import is_user_function
 from ..printer import Ref
 from ..types import Type
-from .values import (DT_FIELDS, Attr, DtAccessor, Frame, Lambda, ParamRef, Py, RemoteRows, SplitResult, Val, _MODEL_METHODS,
-                     _STR_METHODS_ELEMENT)
+from .values import (DT_FIELDS, Attr, DtAccessor, Frame, Lambda, ParamRef, Py, RemoteRows,
+                     SplitResult, Val, _MODEL_METHODS, _STR_METHODS_ELEMENT)
 
 
 class PandasCalls:
@@ -45,7 +45,8 @@ class PandasCalls:
         if fname in ("isna", "isnull", "notna", "notnull"):
             v = self.isna(self.as_val(args[0]))
             return self.elementwise("invert", [v]) if fname.startswith("not") else v
-        self.fail(f"pd.{fname}", hint="pd.merge(df, TABLE, on=key, how='left'), pd.isna, pd.Series(column)")
+        self.fail(f"pd.{fname}", hint="pd.merge(df, TABLE, on=key, how='left'), pd.isna, "
+                                      "pd.Series(column), pd.to_datetime(column)")
 
     # -- datetimes ------------------------------------------------------------------------
     def to_datetime(self, args, kwargs) -> Val:
