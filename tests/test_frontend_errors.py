@@ -216,8 +216,14 @@ def list_comprehension_bare(x):
     return [v + 1 for v in x]  # <-
 
 
+def element_helper_with_loop(v):
+    for _ in range(2):
+        v = v + 1
+    return v
+
+
 def apply_named_function(df):
-    return df["a"].apply(helper)  # <-
+    return df["a"].apply(element_helper_with_loop)  # <-
 
 
 def str_split_column(df):
@@ -313,7 +319,8 @@ CASES = {
     "bare list comprehension": (list_comprehension_bare, UnsupportedConstruct,
         ["list comprehension", "np.array"]),
     "apply of a named function": (apply_named_function, UnsupportedConstruct,
-        [".apply()", "lambda"]),
+        [".apply(element_helper_with_loop) of a function that is not inlined", "a Python loop",
+         "lambda"]),
     ".str.split()": (str_split_column, UnsupportedConstruct, [".str.split()"]),
     "merge on several keys": (merge_several_keys, UnsupportedConstruct, ["several keys"]),
     "whole frame .values": (whole_frame_values, UnsupportedConstruct,
