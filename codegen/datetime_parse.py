@@ -63,12 +63,14 @@ def _build(module: ir.Module, name: str, width: int, sep: str, lay) -> None:
         b.call(prefetch, [b.inttoptr(b.add(later, c(off)), I8.as_pointer()), i32(0), i32(3),
                           i32(1)])
     typ = b.load(b.inttoptr(b.add(obj, c(lay.type_offset)), I64.as_pointer()))
+    is_str = fn.append_basic_block("is_str")
+    b.cbranch(b.icmp_unsigned("==", typ, str_type), is_str, fail)  # before reading str fields
+    b.position_at_end(is_str)
     length = b.load(b.inttoptr(b.add(obj, c(lay.length_offset)), I64.as_pointer()))
     state = b.zext(b.load(b.inttoptr(b.add(obj, c(lay.state_offset)), I8.as_pointer())), I64)
     bits = c((1 << lay.compact_bit) | (1 << lay.ascii_bit))
-    ok = b.and_(b.icmp_unsigned("==", typ, str_type),
-                b.and_(b.icmp_unsigned("==", length, c(width)),
-                       b.icmp_unsigned("==", b.and_(state, bits), bits)))
+    ok = b.and_(b.icmp_unsigned("==", length, c(width)),
+                b.icmp_unsigned("==", b.and_(state, bits), bits))
     b.cbranch(ok, check, fail)
 
     b.position_at_end(check)
