@@ -318,3 +318,14 @@ def test_refused_constructs_name_the_line(fn, cls, words):
     assert info.value.line == marker
     for w in words:
         assert w in str(info.value), str(info.value)
+
+
+def test_native_parser_leaves_other_objects_to_pandas(compiled):
+    ok = "2019-01-01 00:00:00"
+    for other in (1.5, 7, b"2019-01-01 00:00:00", np.str_(ok), "2019-01-01 00:00:0\u00e9",
+                  pd.Timestamp(ok), None):
+        for values in ([ok, other], [other, ok], [other]):
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = values
+            assert parse_iso(arr) is None, values
+            _three_way(compiled["clock"], arr)
