@@ -160,6 +160,30 @@ def pipe_apply_opaque(x):
     return pd.Series(x).apply(batch_clip).to_numpy()  # <-
 
 
+def scaled(x, how="log", clip=None):
+    if clip is not None:
+        x = np.clip(x, clip[0], clip[1])
+    if how == "log":
+        return np.log1p(np.abs(x))
+    elif how == "sqrt":
+        y = np.sqrt(np.abs(x))
+        return y
+    return x * 1.0
+
+
+def pipe_flags(x):
+    return scaled(x) + scaled(x, how="sqrt", clip=(0.0, 2.0)) + scaled(x, "none")
+
+
+def may_fall_off(x, flag):
+    if flag:
+        return x
+
+
+def pipe_falls_off(x):
+    return may_fall_off(x, False)
+
+
 # -- tests -----------------------------------------------------------------------------------
 
 def _data(n=50, seed=0):
@@ -291,3 +315,15 @@ def test_apply_and_map_of_a_user_function():
     assert info.value.line == _line(pipe_apply_opaque)
     assert ".apply(batch_clip) of a function that is not inlined (tests/test_inlining.py:" \
         f"{_line(batch_clip)}: unsupported construct: np.percentile)" in str(info.value)
+
+
+def test_if_on_compile_time_values_runs_the_branch_python_runs():
+    g = parse(pipe_flags)
+    assert not g.find("pycall")
+    assert [n.op for n in g.nodes() if n.op in ("log1p", "sqrt")] == ["log1p", "sqrt"]
+    assert len(g.find("minimum")) == 1  # the clip of the second call only
+    x = np.array([-3.0, -0.5, 0.0, 0.25, 1.5, 4.0, np.nan])
+    assert_same_results(interpret(g, x), pipe_flags(x))
+    g = parse(pipe_falls_off)  # this call would return None: not inlined
+    (call,) = g.find("pycall")
+    assert "may_fall_off() can end without `return <value>`" in call.attrs["not_inlined"]

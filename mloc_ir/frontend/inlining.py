@@ -3,7 +3,9 @@
 A call ``helper(a, b=c)`` of a plain Python function (one the user wrote, not a library's) is
 lowered by walking the helper's body with its parameters bound to the argument values, so its
 computations become ordinary IR nodes that fuse, fold and compile like the pipeline's own.
-The body must be in the pipeline language and end in ``return``; helpers may call helpers.
+The body must be in the pipeline language and return a value; an ``if`` whose test is known
+at compile time (a flag argument, a module constant) runs the branch Python runs, returns in
+it included; helpers may call helpers.
 Errors raised while lowering a helper name the helper's file and line.
 
 When the helper cannot be inlined (a construct outside the language, a recursive call, no
@@ -98,9 +100,6 @@ class Inlining:
         if isinstance(src.tree, ast.AsyncFunctionDef) or src.tree.decorator_list:
             raise _Refused(f"{where}: {label}() is async or decorated")
         body = src.tree.body
-        if not body or not isinstance(body[-1], ast.Return) or body[-1].value is None:
-            raise _Refused(f"{src.file}:{src.line_offset + body[-1].lineno}: {label}() does not "
-                           "end in `return <value>`")
         mutated = _mutated_parameter(body, [a.arg for a in params.args + params.kwonlyargs])
         if mutated is not None:
             name, line = mutated
@@ -108,20 +107,20 @@ class Inlining:
                            f"argument {name!r} in place (the caller would see the change)")
         env = {}
         for name, value in bound.arguments.items():
+            if isinstance(value, tuple) and value and all(isinstance(v, Py) for v in value):
+                value = Py(tuple(v.obj for v in value), name)  # a literal tuple of constants
             env[name] = Py(value, name) if _is_default(value) else value
         snapshot = self._snapshot(bound.arguments.values())
         saved = (self.src, self.env, self.line)
         self.src, self.env = src, env
         stack.append(fn)
         try:
-            for stmt in body[:-1]:
-                self.line = stmt.lineno
-                if isinstance(stmt, ast.Return):
-                    self.fail("a return before the end of the helper",
-                              hint="one return, as the last statement")
-                self.statement(stmt)
-            self.line = body[-1].lineno
-            result = self.expr(body[-1].value)
+            result = self._block(body)
+            if result is None:
+                self.line = body[-1].lineno
+                self.fail(f"{label}() can end without `return <value>`",
+                          hint="a helper that returns a value")
+            result = result[0]
         except UnsupportedConstruct as exc:
             self.src, self.env, self.line = saved
             self._rollback(snapshot)
@@ -130,6 +129,41 @@ class Inlining:
             stack.pop()
             self.src, self.env, self.line = saved
         return result
+
+    def _block(self, stmts):
+        """Lower ``stmts`` of a helper; ``(value,)`` once a ``return`` runs, else None.
+
+        An ``if`` whose test is known at compile time (a flag parameter, a module constant)
+        runs the branch Python would run, returns in it included; an ``if`` on a column
+        cannot be inlined (Python itself would refuse its truth value)."""
+        for stmt in stmts:
+            self.line = stmt.lineno
+            if isinstance(stmt, ast.Return):
+                if stmt.value is None:
+                    self.fail("return without a value", hint="return <value>")
+                return (self.expr(stmt.value),)
+            if isinstance(stmt, ast.If):
+                try:
+                    test = self.expr(stmt.test)
+                except UnsupportedConstruct as exc:
+                    self.line = stmt.lineno
+                    self.fail("an if statement on a value known only at run time (its test: "
+                              f"{str(exc).split(chr(10))[0].split('unsupported construct: ')[-1]})",
+                              hint="np.where(condition, a, b) to choose per row")
+                try:
+                    taken = bool(test.obj) if isinstance(test, Py) else None
+                except Exception:  # noqa: BLE001 -- no truth value: not a compile-time test
+                    taken = None
+                if taken is None:
+                    self.fail("an if statement on a value known only at run time",
+                              hint="np.where(condition, a, b) to choose per row; if on "
+                                   "parameters with constant arguments, module constants")
+                result = self._block(stmt.body if taken else stmt.orelse)
+                if result is not None:
+                    return result
+                continue
+            self.statement(stmt)
+        return None
 
     def _snapshot(self, arguments):
         g = self.graph

@@ -573,6 +573,8 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, 
         left, right = self.expr(node.left), self.expr(node.comparators[0])
         if isinstance(op, (ast.In, ast.NotIn)):
             return self.membership(left, right, negate=isinstance(op, ast.NotIn))
+        if isinstance(op, (ast.Is, ast.IsNot)) and isinstance(left, Py) and isinstance(right, Py):
+            return Py((left.obj is right.obj) == isinstance(op, ast.Is))  # compile-time values
         name = _CMPOPS.get(type(op))
         if name is None:
             self.fail(f"the comparison {type(op).__name__}", hint="< <= > >= == !=")
