@@ -7,6 +7,7 @@ trace of the failed attempt.  Results equal the original Python's either way."""
 from __future__ import annotations
 
 import inspect
+import os
 
 import numpy as np
 import pandas as pd
@@ -292,7 +293,7 @@ def test_helpers_that_assign_into_their_argument_are_not_inlined():
     from mloc_ir.frontend.inlining import _mutated_parameter
     import ast
     tree = ast.parse(inspect.getsource(add_ratio)).body[0]
-    assert _mutated_parameter(tree.body, ["df"]) == ("df", tree.body[0].lineno)
+    assert _mutated_parameter(tree.body, ["df"]) == ("df", tree.body[0].lineno, True)
     tree = ast.parse(inspect.getsource(add_ratio_copy)).body[0]
     assert _mutated_parameter(tree.body, ["df"]) is None
     g = parse(pipe_copying)
@@ -327,3 +328,39 @@ def test_if_on_compile_time_values_runs_the_branch_python_runs():
     g = parse(pipe_falls_off)  # this call would return None: not inlined
     (call,) = g.find("pycall")
     assert "may_fall_off() can end without `return <value>`" in call.attrs["not_inlined"]
+
+
+# -- property: any drawn pipeline, moved into a helper, inlines and gives the same results ------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+
+from tests.pipeline_strategies import load_pipeline, pipelines, run_quietly  # noqa: E402
+
+
+def _wrapped(source: str, keywords: bool) -> str:
+    """The drawn module with ``predict`` renamed ``_body`` and a new ``predict`` calling it."""
+    head, sep, rest = source.partition("\n\ndef predict(")
+    params = rest[:rest.index(")")]
+    names = [p.strip() for p in params.split(",") if p.strip()]
+    args = ", ".join(f"{n}={n}" if keywords else n for n in names)
+    return (head + "\n\ndef _body(" + rest +
+            f"\n\ndef _middle({params}):\n    out = _body({args})\n    return out\n"
+            f"\n\ndef predict({params}):\n    return _middle({', '.join(names)})\n")
+
+
+@settings(max_examples=int(os.environ.get("MLOC_INLINING_EXAMPLES", "40")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.filter_too_much])
+@given(pipelines(models=False))
+def test_drawn_pipelines_moved_into_helpers_inline_exactly(drawn):
+    for keywords in (False, True):
+        fn = load_pipeline(_wrapped(drawn.source, keywords))
+        try:
+            graph = parse(fn, dtypes=drawn.dtypes)
+        except UnsupportedConstruct as exc:  # df['c'] = ... on the caller's frame
+            assert "assigns into its argument 'df' in place" in str(exc)
+            assert "passing Frame to the opaque call" in str(exc)
+            return
+        assert not [n for n in graph.nodes() if n.attrs.get("not_inlined")], str(graph)
+        expected = run_quietly(fn, **drawn.fresh_inputs())
+        assert_same_results(run_quietly(interpret, graph, **drawn.fresh_inputs()), expected)

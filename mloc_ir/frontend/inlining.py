@@ -20,7 +20,7 @@ import inspect
 
 from ..errors import MlocError, UnsupportedConstruct
 from ..source import function_source
-from .values import Frame, Py
+from .values import Frame, ParamRef, Py
 
 #: top-level packages whose functions are library calls, never inlined
 _LIBRARIES = {"numpy", "pandas", "scipy", "sklearn", "lightgbm", "math", "builtins", "mloc_ir",
@@ -38,9 +38,10 @@ def is_user_function(obj) -> bool:
 class _Refused(Exception):
     """The helper is not inlined; ``reason`` says why."""
 
-    def __init__(self, reason: str):
+    def __init__(self, reason: str, frames=()):
         super().__init__(reason)
         self.reason = reason
+        self.frames = set(frames)  # caller parameters the helper uses as DataFrames
 
 
 class Inlining:
@@ -67,7 +68,7 @@ class Inlining:
             return self._inline(fn, label, bound)
         except _Refused as refused:
             return self.opaque_user_call(callee, node, bound if sig is not None else None,
-                                         refused.reason)
+                                         refused.reason, refused.frames)
 
     def apply_user_function(self, v, fn: Py, what: str):
         """``s.map(f)`` / ``s.apply(f)`` with the user's function ``f`` of one element: its body
@@ -102,9 +103,12 @@ class Inlining:
         body = src.tree.body
         mutated = _mutated_parameter(body, [a.arg for a in params.args + params.kwonlyargs])
         if mutated is not None:
-            name, line = mutated
+            name, line, column_key = mutated
+            arg = bound.arguments.get(name)
+            frames = [arg.name] if column_key and isinstance(arg, ParamRef) else []
             raise _Refused(f"{src.file}:{src.line_offset + line}: {label}() assigns into its "
-                           f"argument {name!r} in place (the caller would see the change)")
+                           f"argument {name!r} in place (the caller would see the change)",
+                           frames)
         env = {}
         for name, value in bound.arguments.items():
             if isinstance(value, tuple) and value and all(isinstance(v, Py) for v in value):
@@ -123,8 +127,12 @@ class Inlining:
             result = result[0]
         except UnsupportedConstruct as exc:
             self.src, self.env, self.line = saved
+            # parameters the attempt read columns of by name, or passed on as DataFrames
+            evidence = self.__dict__.setdefault("_frame_evidence", set())
+            frames = {p for p, col in self._inputs if col is not None and
+                      (p, col) not in snapshot["inputs"]} | (evidence - snapshot["evidence"])
             self._rollback(snapshot)
-            raise _Refused(str(exc).split("\n")[0]) from None
+            raise _Refused(str(exc).split("\n")[0], frames) from None
         finally:
             stack.pop()
             self.src, self.env, self.line = saved
@@ -174,6 +182,7 @@ class Inlining:
             "const_cache": dict(self._const_cache),
             "inputs": dict(self._inputs),
             "param_kind": dict(self.param_kind),
+            "evidence": set(self.__dict__.get("_frame_evidence", ())),
             "meta": {k: ({p: dict(c) for p, c in v.items()} if k == "frame_joined_columns"
                          else v) for k, v in g.meta.items()},
             "frames": [(f, dict(f.columns)) for f in frames],
@@ -197,13 +206,17 @@ class Inlining:
             f.columns = columns
 
     # -- the opaque fallback ----------------------------------------------------------------
-    def opaque_user_call(self, callee: Py, node, bound, reason: str):
+    def opaque_user_call(self, callee: Py, node, bound, reason: str, frames=()):
         if bound is not None and bound.kwargs:
             self.fail(f"keyword-only arguments to {callee.name}(), which is not inlined "
                       f"({reason})", hint="a helper in the pipeline language, or positional "
                                           "arguments")
         args = list(bound.args) if bound is not None else self.args_kwargs(node)[0]
         args = [Py(a) if _is_default(a) else a for a in args]
+        # a parameter the helper used as a DataFrame is one (the call cannot take it)
+        args = [self.frame_param(a) if isinstance(a, ParamRef) and a.name in frames else a
+                for a in args]
+        self.__dict__.setdefault("_frame_evidence", set()).update(frames)
         try:
             v = self.opaque_call(callee, node, args=args)
         except UnsupportedConstruct as exc:
@@ -215,7 +228,7 @@ class Inlining:
 
 
 def _mutated_parameter(body, params):
-    """``(name, line)`` of the first ``param[...] = ...`` (or ``param.attr = ...``) in ``body``
+    """``(name, line, string key)`` of the first ``param[...] = ...`` (or ``param.attr = ...``) in ``body``
     while ``param`` still names the caller's object, else None."""
     own = set(params)
     for stmt in body:
@@ -224,7 +237,9 @@ def _mutated_parameter(body, params):
         for t in targets:
             if isinstance(t, (ast.Subscript, ast.Attribute)) and isinstance(t.value, ast.Name) \
                     and t.value.id in own:
-                return t.value.id, stmt.lineno
+                column_key = isinstance(t, ast.Subscript) and isinstance(t.slice, ast.Constant) \
+                    and isinstance(t.slice.value, str)
+                return t.value.id, stmt.lineno, column_key
         for t in targets:  # rebound: later assignments into it are to the helper's own object
             for n in ast.walk(t):
                 if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
