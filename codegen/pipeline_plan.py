@@ -136,8 +136,14 @@ def native_reason(graph, node, consts) -> str | None:
     table = getattr(node.attrs.get("table"), "obj", None)
     if is_store_table(table):  # its rows are read from the store at run time, in one batch
         return f"its table {node.attrs['table'].name} is in the feature store at {table.url}"
+    if op == "to_datetime":
+        return ("to_datetime runs on the host: a native kernel parses batches of strict ISO "
+                "strings ('YYYY-MM-DD HH:MM:SS[.ffffff]'), pandas any other batch")
+    if spec.family == "datetime":
+        return f"{op} runs on the host with pandas (datetime values are not compiled natively)"
     if spec.host_only:
-        return f"{op} always runs in Python"
+        why = node.attrs.get("not_inlined") if op == "pycall" else None
+        return f"{op} always runs in Python" + (f" (not inlined: {why})" if why else "")
     if node.type.shape in ("sparse", "any"):
         return f"its value is {node.type}"
     if any(graph[a].type.shape in ("sparse", "any") for a in node.args):

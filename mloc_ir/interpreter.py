@@ -263,6 +263,50 @@ def c_math(name: str, *xs):
     return out.reshape(shape) if shape else np.float64(out[0])
 
 
+def with_location(node, fn, *args):
+    """``fn(*args)``; an exception it raises (pandas' own, unchanged) gets a note naming the
+    node and where it comes from in the pipeline source (an inlined helper's file:line)."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        exc.add_note(f"mloc: raised by %{node.name} = {node.op}(...) from {node.loc}")
+        raise
+
+
+def to_datetime(strings) -> np.ndarray:
+    """``pd.to_datetime(strings)`` as a datetime64 array (pandas' resolution, NaT kept)."""
+    import pandas as pd
+    out = pd.to_datetime(np.asarray(strings, dtype=object))
+    if getattr(out, "tz", None) is not None:
+        from .errors import InputError
+        raise InputError("pd.to_datetime gave timezone-aware timestamps (the strings carry a UTC "
+                         "offset); mloc's datetime columns are timezone-naive")
+    return np.asarray(out)
+
+
+def dt_field(values, field: str) -> np.ndarray:
+    """``.dt.<field>`` of a datetime64 array as pandas computes it, in float64 (exact: pandas
+    gives int32, or float64 with NaN where a value is NaT)."""
+    import pandas as pd
+    field = _FIELD_ALIASES.get(field, field)
+    return np.asarray(getattr(pd.DatetimeIndex(values), field), dtype=np.float64)
+
+
+#: pandas' deprecated spellings of fields, computed by their current names (same values)
+_FIELD_ALIASES = {"dayofweek": "day_of_week", "weekday": "day_of_week",
+                  "dayofyear": "day_of_year", "daysinmonth": "days_in_month"}
+
+
+def dt_sub(a, b) -> np.ndarray:
+    import pandas as pd
+    return np.asarray(pd.DatetimeIndex(a) - pd.DatetimeIndex(b))
+
+
+def td_seconds(values) -> np.ndarray:
+    import pandas as pd
+    return np.asarray(pd.TimedeltaIndex(values).total_seconds(), dtype=np.float64)
+
+
 def run_node(node, args: list[Any]):
     """Evaluate one node on its argument values."""
     op = node.op
@@ -306,6 +350,14 @@ def run_node(node, args: list[Any]):
         return np.asarray(getattr(model, node.attrs["method"])(args[0], **node.attrs["kwargs"]))
     if op == "pycall":
         return np.asarray(node.attrs["fn"].obj(*args))
+    if op == "to_datetime":
+        return with_location(node, to_datetime, args[0])
+    if op == "dt_field":
+        return with_location(node, dt_field, args[0], node.attrs["field"])
+    if op == "dt_sub":
+        return with_location(node, dt_sub, args[0], args[1])
+    if op == "td_seconds":
+        return with_location(node, td_seconds, args[0])
     raise NotImplementedError(f"the interpreter has no rule for op {op!r}")
 
 

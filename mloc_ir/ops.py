@@ -114,6 +114,19 @@ _op("str_fillna", "string", 1, "Series.fillna(value) of a string column: missing
     "(NaN, None, pd.NA: a left join's unmatched rows) become value", attrs=("value",))
 _op("str_word_count", "string", 1, "len(s.split()): whitespace-separated words")
 
+# -- datetimes (pandas' semantics: the interpreter runs pandas itself) ----------------------------
+_op("to_datetime", "datetime", 1, "pd.to_datetime(strings) with pandas' format inference (from "
+    "the first non-null string; mixed formats raise as in pandas); None/NaN give NaT. Host "
+    "stages parse strict ISO batches ('YYYY-MM-DD HH:MM:SS[.ffffff]', ' ' or 'T') without "
+    "pandas (runtime.datetimes) and give any other batch to pandas.", host_only=True)
+_op("dt_field", "datetime", 1, "Series.dt.<field> (hour, minute, second, microsecond, day, "
+    "month, year, dayofweek, dayofyear, quarter) as float64: pandas' int32 values, NaN where "
+    "the datetime is NaT (pandas' float64 result then).", attrs=("field",), host_only=True)
+_op("dt_sub", "datetime", 2, "a - b of two datetimes: a timedelta (NaT if either is NaT).",
+    host_only=True)
+_op("td_seconds", "datetime", 1, "timedelta.total_seconds() / .dt.total_seconds(): float64 "
+    "seconds, NaN for NaT.", host_only=True)
+
 # -- feature assembly, vectorizers, models ---------------------------------------------------------
 _op("vectorize", "text", 1, "A fitted scikit-learn vectorizer's .transform(texts): a sparse row "
     "of its vocabulary.", attrs=("vectorizer",), host_only=True)

@@ -11,7 +11,9 @@ an entry is:
 * ``any``     the value of an opaque Python call, known only at run time.
 
 Element dtypes follow NumPy: ``bool``, ``i64`` (int64), ``f64`` (float64), ``f32`` (float32)
-and ``str`` (Python strings, held in object arrays). The front end computes each op's dtype
+and ``str`` (Python strings, held in object arrays); ``datetime`` and ``timedelta`` are what
+``pd.to_datetime`` of strings and a difference of two such values give (NumPy datetime64 /
+timedelta64 arrays in the resolution pandas inferred, NaT where pandas has NaT). The front end computes each op's dtype
 by asking NumPy itself, so the IR's types are exactly the ones the original program gets.
 """
 from __future__ import annotations
@@ -20,11 +22,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DTYPES = ("bool", "i64", "f32", "f64", "str")
+DTYPES = ("bool", "i64", "f32", "f64", "str", "datetime", "timedelta")
 SHAPES = ("col", "row", "sparse", "record", "scalar", "any")
 
 _TO_NUMPY = {"bool": np.dtype(bool), "i64": np.dtype(np.int64), "f32": np.dtype(np.float32),
-             "f64": np.dtype(np.float64), "str": np.dtype(object)}
+             "f64": np.dtype(np.float64), "str": np.dtype(object),
+             # nominal: a datetime/timedelta column holds pandas' own resolution (s, ms, us
+             # or ns, as pd.to_datetime inferred it from the strings)
+             "datetime": np.dtype("M8[us]"), "timedelta": np.dtype("m8[us]")}
 
 
 def dtype_from_numpy(dt) -> str:
@@ -40,6 +45,10 @@ def dtype_from_numpy(dt) -> str:
         return "f64"
     if dt.kind in "OUS":
         return "str"
+    if dt.kind == "M":
+        return "datetime"
+    if dt.kind == "m":
+        return "timedelta"
     raise TypeError(f"unsupported element dtype {dt}")
 
 

@@ -5,14 +5,18 @@ one liberty taken: lookups and joins against feature-store tables whose keys are
 stage starts, and that live in *different* stores, are sent at once on threads, so their round
 trips overlap instead of adding up (each is still one batched request; see
 ``mloc_ir.featurestore``). Lookups into the same store stay sequential: they share the
-server, and overlapping them gains little.
+server, and overlapping them gains little. And ``to_datetime`` nodes parse batches of strict
+ISO strings natively (``runtime.datetimes``; any other batch goes to pandas, as in the
+interpreter).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from mloc_ir.featurestore import fetch_concurrently, is_store_table
-from mloc_ir.interpreter import run_node
+from mloc_ir.interpreter import run_node, with_location
+
+from .datetimes import to_datetime
 
 
 def _store_of(node):
@@ -38,4 +42,7 @@ def run_host_stage(graph, nodes, env) -> None:
         for nid in nodes:
             if nid not in env:
                 node = graph[nid]
-                env[nid] = run_node(node, [env[a] for a in node.args])
+                if node.op == "to_datetime":  # strict ISO strings natively, else pandas
+                    env[nid] = with_location(node, to_datetime, env[node.args[0]])
+                else:
+                    env[nid] = run_node(node, [env[a] for a in node.args])

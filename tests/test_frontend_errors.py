@@ -34,6 +34,7 @@ def helper(x):
 
 
 def make_features(a, b):
+    assert len(a) == len(b)  # an assert statement: the helper is not inlined
     return np.column_stack([a / b, a, b])
 
 
@@ -215,8 +216,14 @@ def list_comprehension_bare(x):
     return [v + 1 for v in x]  # <-
 
 
+def element_helper_with_loop(v):
+    for _ in range(2):
+        v = v + 1
+    return v
+
+
 def apply_named_function(df):
-    return df["a"].apply(helper)  # <-
+    return df["a"].apply(element_helper_with_loop)  # <-
 
 
 def str_split_column(df):
@@ -312,7 +319,8 @@ CASES = {
     "bare list comprehension": (list_comprehension_bare, UnsupportedConstruct,
         ["list comprehension", "np.array"]),
     "apply of a named function": (apply_named_function, UnsupportedConstruct,
-        [".apply()", "lambda"]),
+        [".apply(element_helper_with_loop) of a function that is not inlined", "a Python loop",
+         "lambda"]),
     ".str.split()": (str_split_column, UnsupportedConstruct, [".str.split()"]),
     "merge on several keys": (merge_several_keys, UnsupportedConstruct, ["several keys"]),
     "whole frame .values": (whole_frame_values, UnsupportedConstruct,
@@ -324,7 +332,8 @@ CASES = {
     "DataFrame method": (frame_assign, UnsupportedConstruct,
         ["the DataFrame method .assign()", "df['new'] = expr"]),
     "model on an opaque call's result": (model_on_helper_result, UnsupportedConstruct,
-        ["result of the opaque call make_features()", "np.column_stack"]),
+        ["result of the opaque call make_features()", "np.column_stack",
+         "not inlined: tests/test_frontend_errors.py:37: unsupported construct: a assert"]),
     "constant in sparse hstack": (sparse_hstack_of_constant, UnsupportedConstruct,
         ["constant inside scipy.sparse.hstack"]),
 }

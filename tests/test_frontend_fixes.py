@@ -14,7 +14,10 @@ TABLE = pd.DataFrame({"key": [1, 2, 3], "value": [0.5, 1.5, 2.5]})
 
 
 def helper(a, b):
-    return a / b
+    out = a / b
+    if len(out) == 0:  # an if statement: not inlined, an opaque call
+        return out
+    return out
 
 
 def opaque_then_arith(a, b):

@@ -1,9 +1,11 @@
 """NYC yellow taxi trips: the fare (LightGBM regression) and whether the rider tips (LightGBM
 classifier), from pickup time, a location-pair lookup and distance features.
 
-The timestamps are parsed with pandas in a helper function; mloc runs such a helper as an
-opaque host step over the whole batch (so this pipeline compiles exactly, and the planner
-says why it cannot cascade it).
+The timestamps are parsed with pandas in three helper functions; mloc inlines them
+(``pd.to_datetime``, ``.dt`` fields and ``total_seconds`` become IR ops, the 'YYYY-MM-DD
+HH:MM:SS' strings parsed by a native kernel, the fields computed by pandas on the host), so
+only the two LightGBM models' work is left in the fused native stage.  The pipeline returns
+two values, which cascades and top-K do not take.
 
 Data: NYC TLC yellow trips, monthly 10k-row samples of 2019 (``taxi/*.csv`` under
 ``$MLOC_DATA_DIR``; great-expectations ``tests/test_sets/taxi_yellow_tripdata_samples``).

@@ -10,7 +10,8 @@ the line and what is supported instead.
 
 Modules: ``values`` (the symbolic values and op tables), ``lowering`` (the ``Lowering`` walker:
 environment, typing, statements, expressions, call dispatch), and the call families it inherits
-from: ``numpy_calls``, ``pandas_calls``, ``store_calls``, ``model_calls``, ``comprehensions``;
+from: ``numpy_calls``, ``pandas_calls`` (datetimes included), ``store_calls``, ``model_calls``,
+``comprehensions``, ``inlining`` (calls to the user's own functions);
 ``helpers`` holds small predicates over ``ast`` nodes and library objects.
 """
 from __future__ import annotations

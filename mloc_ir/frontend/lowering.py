@@ -21,15 +21,17 @@ from ..verify import verify
 from .comprehensions import Comprehensions
 from .helpers import (_as_load, _is_dataframe_method, _is_full_slice, _is_literal, _is_none,
                       _is_pandas_function, _is_sparse_hstack, _snippet)
+from .inlining import Inlining, is_user_function
 from .model_calls import ModelCalls
 from .numpy_calls import NumpyCalls
 from .pandas_calls import PandasCalls
 from .store_calls import StoreCalls
-from .values import (Attr, Frame, LOOP_HINT, Lambda, ParamRef, Py, StrAccessor, Val, _BINOPS,
-                     _CMPOPS, _NUMPY_OF_OP, _OP_SYMBOL, _PY_EVAL, _SCALAR_TYPES, _SERIES_METHODS)
+from .values import (DATETIME_DTYPES, Attr, DtAccessor, Frame, LOOP_HINT, Lambda, ParamRef, Py,
+                     StrAccessor, Val, _BINOPS, _CMPOPS, _NUMPY_OF_OP, _OP_SYMBOL, _PY_EVAL,
+                     _SCALAR_TYPES, _SERIES_METHODS)
 
 
-class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
+class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions, Inlining):
     """Walks one function body and builds its Graph."""
 
     def __init__(self, src: PipelineSource, dtypes: dict[str, str] | None = None):
@@ -168,6 +170,10 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         n = self.node(v)
         if n.meta.get("pending_dtype"):
             del n.meta["pending_dtype"]
+        if n.type.dtype in DATETIME_DTYPES:
+            self.type_error(f"{what} applied to a {n.type.dtype} column %{n.name}",
+                            hint=".dt.<field> (hour, minute, dayofweek, ...) of datetimes, "
+                                 ".total_seconds() of a difference of two datetimes")
         if n.type.dtype == "str":
             self.type_error(f"{what} applied to a string column %{n.name}",
                             hint="string methods: len, .lower(), .count(...), .str.contains(...), "
@@ -209,6 +215,8 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         return dtype_from_numpy(dt)
 
     def elementwise(self, op: str, vals: list[Val], attrs=None, numpy_fn=None, kwargs=None) -> Val:
+        if any(self.type_of(v).dtype in DATETIME_DTYPES for v in vals):
+            return self.datetime_arith(op, vals)
         for v in vals:
             t = self.type_of(v)
             if t.shape == "any":
@@ -300,7 +308,7 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
             self.fail("an if statement", hint="np.where(condition, a, b) to choose per row")
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             self.fail("a nested function or class definition",
-                      hint="define helpers at module level; calls to them run as opaque Python")
+                      hint="define helpers at module level; calls to them are inlined")
         elif isinstance(stmt, (ast.Try, ast.With, ast.AsyncWith, ast.Raise, ast.Assert,
                                ast.Delete, ast.Global, ast.Nonlocal)):
             self.fail(f"a {type(stmt).__name__.lower()} statement",
@@ -453,6 +461,10 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
             if name not in base.columns and _is_dataframe_method(name):
                 return Attr(base, name)  # as in pandas, df.<method> is the method, not a column
             return self.frame_column(base, name)
+        if isinstance(base, Val) and self.type_of(base).dtype in DATETIME_DTYPES:
+            return self.datetime_attribute(base, name)
+        if isinstance(base, DtAccessor):
+            return self.datetime_attribute(base.val, name, accessor=True)
         if isinstance(base, Val):
             if name == "str":
                 return StrAccessor(base)
@@ -567,6 +579,8 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         left, right = self.expr(node.left), self.expr(node.comparators[0])
         if isinstance(op, (ast.In, ast.NotIn)):
             return self.membership(left, right, negate=isinstance(op, ast.NotIn))
+        if isinstance(op, (ast.Is, ast.IsNot)) and isinstance(left, Py) and isinstance(right, Py):
+            return Py((left.obj is right.obj) == isinstance(op, ast.Is))  # compile-time values
         name = _CMPOPS.get(type(op))
         if name is None:
             self.fail(f"the comparison {type(op).__name__}", hint="< <= > >= == !=")
@@ -698,12 +712,17 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
         if isinstance(obj, type):
             self.fail(f"constructing {obj.__name__} inside the pipeline",
                       hint="build models, tables and vectorizers at module level")
+        if is_user_function(obj):
+            return self.call_user_function(callee, node)
         if callable(obj):
             return self.opaque_call(callee, node)
         self.fail(f"calling {self.describe(callee)}")
 
-    def opaque_call(self, callee: Py, node):
-        args, kwargs = self.args_kwargs(node)
+    def opaque_call(self, callee: Py, node, args=None):
+        if args is None:
+            args, kwargs = self.args_kwargs(node)
+        else:
+            kwargs = {}
         if kwargs:
             self.fail(f"keyword arguments to the opaque call {callee.name}()",
                       hint="positional arguments")
@@ -724,6 +743,9 @@ class Lowering(NumpyCalls, PandasCalls, StoreCalls, ModelCalls, Comprehensions):
             return self.call_object_method(target, name, node)
         if isinstance(target, StrAccessor):
             return self.call_str_accessor(target.val, name, node)
+        if isinstance(target, DtAccessor) or (isinstance(target, Val) and
+                                              self.type_of(target).dtype in DATETIME_DTYPES):
+            return self.call_datetime_method(target, name, node)
         if isinstance(target, Frame):
             args, kwargs = self.args_kwargs(node)
             if name == "merge":

@@ -91,10 +91,13 @@ class ModelCalls:
         x = self.as_val(x)
         t = self.type_of(x)
         if t.shape == "any":
+            why = self.node(x).attrs.get("not_inlined")
             self.fail(f"{label}.{method} of the result of the opaque call "
-                      f"{self.node(x).attrs.get('qualname', self.node(x).name)}() (mloc does not "
-                      "look inside the functions a pipeline calls)",
-                      hint="build the model's input in the pipeline function itself, e.g. "
+                      f"{self.node(x).attrs.get('qualname', self.node(x).name)}() " +
+                      (f"(it is not inlined: {why})" if why else
+                       "(mloc does not look inside the functions a pipeline calls)"),
+                      hint="a helper in the pipeline language (it is inlined), or build the "
+                           "model's input in the pipeline function itself, e.g. "
                            "X = np.column_stack([...])")
         if t.shape not in ("row", "sparse"):
             self.fail(f"{label}.{method} of a 1-D column (models take a 2-D matrix)",

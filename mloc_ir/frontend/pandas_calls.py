@@ -10,10 +10,11 @@ import numbers
 import numpy as np
 
 from ..featurestore import is_store_table
+from .inlining import is_user_function
 from ..printer import Ref
 from ..types import Type
-from .values import (Frame, Lambda, ParamRef, Py, RemoteRows, SplitResult, Val, _MODEL_METHODS,
-                     _STR_METHODS_ELEMENT)
+from .values import (DT_FIELDS, Attr, DtAccessor, Frame, Lambda, ParamRef, Py, RemoteRows,
+                     SplitResult, Val, _MODEL_METHODS, _STR_METHODS_ELEMENT)
 
 
 class PandasCalls:
@@ -39,10 +40,63 @@ class PandasCalls:
             if len(args) != 1 or set(kwargs) - {"name", "copy"}:
                 self.fail("pd.Series(...) with an index or dtype", hint="pd.Series(column)")
             return self.as_val(args[0])  # the same column, to call Series methods on
+        if fname == "to_datetime":
+            return self.to_datetime(args, kwargs)
         if fname in ("isna", "isnull", "notna", "notnull"):
             v = self.isna(self.as_val(args[0]))
             return self.elementwise("invert", [v]) if fname.startswith("not") else v
-        self.fail(f"pd.{fname}", hint="pd.merge(df, TABLE, on=key, how='left'), pd.isna, pd.Series(column)")
+        self.fail(f"pd.{fname}", hint="pd.merge(df, TABLE, on=key, how='left'), pd.isna, "
+                                      "pd.Series(column), pd.to_datetime(column)")
+
+    # -- datetimes ------------------------------------------------------------------------
+    def to_datetime(self, args, kwargs) -> Val:
+        if len(args) != 1 or kwargs:
+            self.fail("pd.to_datetime(...) with " + (", ".join(f"{k}=" for k in kwargs) or
+                                                    f"{len(args)} arguments"),
+                      hint="pd.to_datetime(column) of a string column (pandas infers the format)")
+        v = self.as_val(args[0])
+        if self.type_of(v).dtype == "datetime":
+            return v
+        if self.type_of(v).shape != "col":
+            self.type_error(f"pd.to_datetime of a {self.type_of(v)} value",
+                            hint="pd.to_datetime(column) of a string column")
+        self.want_str(v, "pd.to_datetime")
+        return self.emit("to_datetime", [v], type=Type.col("datetime"), name="datetime")
+
+    def datetime_attribute(self, v: Val, name: str, accessor: bool = False):
+        dtype = self.type_of(v).dtype
+        if name == "dt" and not accessor:
+            return DtAccessor(v)
+        if dtype == "datetime" and name in DT_FIELDS:
+            return self.emit("dt_field", [v], {"field": name}, Type.col("f64"), name=name)
+        if name in ("total_seconds", "to_numpy", "values", "copy", "astype"):
+            if name == "values":
+                return v
+            return Attr(DtAccessor(v) if accessor else v, name)
+        fields = ", ".join(f".dt.{f}" for f in DT_FIELDS[:10])
+        self.fail(f"the {'.dt.' if accessor else '.'}{name} of a {dtype} column",
+                  hint=f"{fields}, (a - b).total_seconds() or .dt.total_seconds()")
+
+    def call_datetime_method(self, target, name: str, node):
+        accessor = isinstance(target, DtAccessor)
+        v = target.val if accessor else target
+        args, kwargs = self.args_kwargs(node)
+        dtype = self.type_of(v).dtype
+        if name == "total_seconds" and dtype == "timedelta" and not args and not kwargs:
+            return self.emit("td_seconds", [v], type=Type.col("f64"), name="seconds")
+        if name in ("to_numpy", "copy") and not accessor and not args and not kwargs:
+            return v
+        self.fail(f"{'.dt.' if accessor else '.'}{name}() of a {dtype} column",
+                  hint=".total_seconds() of a difference of datetimes; .dt.<field> of datetimes")
+
+    def datetime_arith(self, op: str, vals) -> Val:
+        dtypes = [self.type_of(v).dtype for v in vals]
+        if op == "sub" and dtypes == ["datetime", "datetime"] and \
+                all(self.type_of(v).shape == "col" for v in vals):
+            return self.emit("dt_sub", list(vals), type=Type.col("timedelta"), name="duration")
+        self.type_error(f"{op} of ({', '.join(str(self.type_of(v)) for v in vals)}) values",
+                        hint="a - b of two datetime columns, then .total_seconds(); "
+                             ".dt.<field> of a datetime column")
 
     def isna(self, v: Val) -> Val:
         if self.type_of(v).dtype in ("f64", "f32"):
@@ -127,12 +181,16 @@ class PandasCalls:
                 return self.lookup(v, Ref(mapping.name or "table", table), math.nan)
             if isinstance(mapping, Lambda):
                 return self.apply_lambda(v, mapping.node)
+            if isinstance(mapping, Py) and is_user_function(mapping.obj):
+                return self.apply_user_function(v, mapping, ".map")
             self.fail(".map() of something other than a dict or a lambda",
                       hint="Series.map(DICT) (+ .fillna(default)), or a lambda")
         if name == "apply":
             fn = args[0] if args else None
             if isinstance(fn, Lambda):
                 return self.apply_lambda(v, fn.node)
+            if isinstance(fn, Py) and is_user_function(fn.obj):
+                return self.apply_user_function(v, fn, ".apply")
             self.fail(".apply() of something other than a lambda",
                       hint="a lambda over one element, or call your function on the column")
         if name == "reshape":

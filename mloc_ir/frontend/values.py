@@ -75,6 +75,22 @@ class StrAccessor:
         self.val = val
 
 
+class DtAccessor:
+    """``series.dt`` of a datetime or timedelta column."""
+
+    __slots__ = ("val",)
+
+    def __init__(self, val: Val):
+        self.val = val
+
+
+#: Series.dt / DatetimeIndex fields mloc computes (pandas' names; values as float64)
+DT_FIELDS = ("year", "month", "day", "hour", "minute", "second", "microsecond", "nanosecond",
+             "dayofweek", "day_of_week", "weekday", "dayofyear", "day_of_year", "quarter",
+             "days_in_month", "daysinmonth")
+DATETIME_DTYPES = ("datetime", "timedelta")
+
+
 class Lambda:
     __slots__ = ("node",)
 

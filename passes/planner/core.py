@@ -141,7 +141,9 @@ def _check_train(graph, train):
 
 
 def _check_graph(graph, s: Settings, info) -> None:
-    opaque = [n.name for n in graph.nodes() if not OPS[n.op].row_wise]
+    opaque = [n.name + (f" (not inlined: {n.attrs['not_inlined']})"
+                        if n.attrs.get("not_inlined") else "")
+              for n in graph.nodes() if not OPS[n.op].row_wise]
     if opaque:
         raise PlanError(f"{graph.name} has opaque Python calls ({', '.join(opaque)}) that run on "
                         "the whole batch, so rows cannot be split between stages")
