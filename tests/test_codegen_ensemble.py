@@ -276,7 +276,7 @@ def test_leaf_mask_tables_apply_and_fall_back():
     ens = _scalar_leaves(random_ensemble(3))
     mk = build_masks(ens, lower(ens))
     assert mk is not None and mk.W == 32 and mk.table.shape[1] == mk.G + 1
-    deep = _many_trees(5, 40, 60)  # trees with up to 61 leaves: 64-bit masks, 3 chunks
+    deep = _many_trees(5, 70, 60)  # trees with up to 61 leaves: 64-bit masks, 3 chunks
     mk = build_masks(deep, lower(deep))
     assert mk is not None and mk.W == 64 and mk.n_chunks == 3
     vector = random_ensemble(10)
@@ -286,7 +286,7 @@ def test_leaf_mask_tables_apply_and_fall_back():
 
 
 @pytest.mark.parametrize("seed,n_trees,max_internal", [(1, 70, 12), (2, 33, 40), (4, 17, 63),
-                                                      (8, 5, 0)])
+                                                      (8, 5, 0), (9, 130, 8), (10, 128, 5)])
 def test_leaf_mask_walk_over_several_chunks(seed, n_trees, max_internal):
     # several chunks of trees (padding trees in the last), 32- and 64-bit masks, one-leaf trees
     ens = _many_trees(seed, n_trees, max_internal)
