@@ -32,6 +32,9 @@ Design (measured alternatives and numbers are in ``codegen/README.md``):
 * **Chained records for single-output models.**  Leaves lead on to the next tree of a
   window of trees, so each lane of the lock-step walk runs through the window at its own
   pace instead of waiting for the slowest lane at every tree (:func:`chain_records`).
+* **Leaf masks where they apply** (``tree_masks.py``): scalar-leaf models with few distinct
+  cut points per slot skip tree walks altogether: one leaf-mask table row per (slot,
+  bucket) and tree, ANDed for 64 trees at once; ``cttz`` gives each tree's leaf.
 * **float32 mode** (``dtype="float32"``): float32 rows and slots, thresholds rounded down
   to float32 (the same decisions on float32 values), 8-byte records, float64 leaf sums:
   bit-identical results on float32 inputs (:func:`pack_float32`).
