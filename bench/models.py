@@ -205,9 +205,13 @@ def draw_inputs(model_text: str, n: int, seed: int = 0):
 
 # ----------------------------------------------------------------------------- reporting
 
+#: Stem of the report files in RESULTS (``--out`` changes it for restricted runs).
+STEM = ["models"]
+
+
 def write_reports(results: dict, quick: bool) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "models.json").write_text(json.dumps(results, indent=1))
+    (RESULTS / f"{STEM[0]}.json").write_text(json.dumps(results, indent=1))
     lines = ["# Tree-model benchmark", "",
              f"Machine: {results['machine']}. Wall-clock medians; ns per tree per row "
              f"(lower is better); speedup = peer time / mloc time.{' Quick run.' if quick else ''}",
@@ -266,7 +270,7 @@ def write_reports(results: dict, quick: bool) -> None:
                       + f" (mloc raw scores bit-exact: {near.get('mloc_raw_scores_bit_exact')})", ""]
     if results["skipped"]:
         lines += ["Skipped: " + "; ".join(results["skipped"]), ""]
-    (RESULTS / "models.md").write_text("\n".join(lines))
+    (RESULTS / f"{STEM[0]}.md").write_text("\n".join(lines))
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -290,7 +294,7 @@ def write_reports(results: dict, quick: bool) -> None:
         ax.set_yscale("log")
     axes[0].legend()
     fig.tight_layout()
-    fig.savefig(RESULTS / "models.png", dpi=120)
+    fig.savefig(RESULTS / f"{STEM[0]}.png", dpi=120)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -300,19 +304,28 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions, no 100k batch")
     ap.add_argument("--report-only", action="store_true",
                     help="re-render models.md/png from an existing models.json")
+    ap.add_argument("--models", help="comma-separated substrings: only the models whose name "
+                    "contains one (e.g. 'mtpl2,NYC'); default all")
+    ap.add_argument("--peers", help="comma-separated peers to run (lleaves,treelite); default both")
+    ap.add_argument("--no-near", action="store_true",
+                    help="skip the second input distribution (near thresholds)")
+    ap.add_argument("--no-f32", action="store_true", help="skip mloc's float32 mode")
+    ap.add_argument("--out", default="models",
+                    help="report file stem in bench/results (default: models)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--model", help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
-    ap.add_argument("--batches", help=argparse.SUPPRESS)
-    ap.add_argument("--threads", help=argparse.SUPPRESS)
+    ap.add_argument("--batches", help="comma-separated batch sizes (default 1,100,10000,100000)")
+    ap.add_argument("--threads", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--reps", type=int, default=5, help=argparse.SUPPRESS)
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         worker(args)
         return
+    STEM[0] = args.out
     if args.report_only:
-        results = json.loads((RESULTS / "models.json").read_text())
+        results = json.loads((RESULTS / f"{STEM[0]}.json").read_text())
         write_reports(results, results.get("quick", False))
         return
 
@@ -326,6 +339,11 @@ def main() -> None:
 
     batches = [1, 100, 10_000] if args.quick else [1, 100, 10_000, 100_000]
     threads_list = [1, 2]
+    if args.batches:
+        batches = [int(v) for v in args.batches.split(",")]
+    if args.threads:
+        threads_list = [int(v) for v in args.threads.split(",")]
+    peers = args.peers.split(",") if args.peers else ["lleaves", "treelite"]
     reps = 3 if args.quick else 5
     work = Path(tempfile.mkdtemp(prefix="mloc-bench-"))
     peer_cache = Path(os.environ.get("MLOC_BENCH_PEER_CACHE", "/tmp/mloc-bench-peer-cache"))
@@ -342,6 +360,9 @@ def main() -> None:
     if not binary.exists():
         train_binary_300(binary)
     model_paths["binary_300x63 (fresh)"] = binary
+    if args.models:
+        wanted = args.models.split(",")
+        model_paths = {k: v for k, v in model_paths.items() if any(w in k for w in wanted)}
 
     results = {"machine": f"{target.host_cpu()[0]}, {os.cpu_count()} CPUs", "quick": args.quick,
                "batches": batches, "threads": threads_list, "models": {}, "skipped": skipped}
@@ -362,7 +383,7 @@ def main() -> None:
         entry["engines"]["lightgbm"] = {"times": wall, "cpu_times": cpu}
         steps.update()
 
-        for peer in ("lleaves", "treelite"):
+        for peer in peers:
             steps.set_postfix_str(f"{mname}: {peer} (compiling)")
             res, why = run_peer(peer, path, data_path, batches, threads_list, reps, peer_cache)
             if res is None:
@@ -388,21 +409,26 @@ def main() -> None:
             "times": wall, "cpu_times": cpu}
         steps.update()
 
-        steps.set_postfix_str(f"{mname}: mloc-f32")
-        X32 = X.astype(np.float32)
-        t = time.perf_counter()
-        compiled32 = compile_model(booster, cache=False, dtype="float32")
-        compile_s = time.perf_counter() - t
-        exact32 = bool(np.array_equal(compiled32.predict(X32[:1000], raw_score=True),
-                                      booster.predict(X32[:1000].astype(np.float64), raw_score=True)))
-        models32 = {th: compile_model(booster, threads=th, dtype="float32") for th in threads_list}
-        wall, cpu = run_grid(lambda th: models32[th].predict, X32, batches, threads_list, reps)
-        entry["engines"]["mloc-f32"] = {
-            "compile_s": compile_s, "raw_scores_bit_exact_on_float32_values": exact32,
-            "max_abs_diff": float(np.max(np.abs(compiled32.predict(X32[:1000]) - want))),
-            "times": wall, "cpu_times": cpu}
-        steps.update()
+        models32 = None
+        if not args.no_f32:
+            steps.set_postfix_str(f"{mname}: mloc-f32")
+            X32 = X.astype(np.float32)
+            t = time.perf_counter()
+            compiled32 = compile_model(booster, cache=False, dtype="float32")
+            compile_s = time.perf_counter() - t
+            exact32 = bool(np.array_equal(compiled32.predict(X32[:1000], raw_score=True),
+                                          booster.predict(X32[:1000].astype(np.float64), raw_score=True)))
+            models32 = {th: compile_model(booster, threads=th, dtype="float32") for th in threads_list}
+            wall, cpu = run_grid(lambda th: models32[th].predict, X32, batches, threads_list, reps)
+            entry["engines"]["mloc-f32"] = {
+                "compile_s": compile_s, "raw_scores_bit_exact_on_float32_values": exact32,
+                "max_abs_diff": float(np.max(np.abs(compiled32.predict(X32[:1000]) - want))),
+                "times": wall, "cpu_times": cpu}
+            steps.update()
 
+        if args.no_near:
+            steps.update()
+            continue
         steps.set_postfix_str(f"{mname}: near thresholds")
         Xn = draw_near_thresholds(text, 10_000)
         near_path = work / f"{path.stem}-near.npy"
@@ -411,11 +437,17 @@ def main() -> None:
         grids = {"lightgbm": (lambda t: (lambda A: booster.predict(A, num_threads=t)), Xn),
                  "mloc": (lambda th: models[th].predict, Xn),
                  "mloc-f32": (lambda th: models32[th].predict, Xn.astype(np.float32))}
+        if models32 is None:
+            del grids["mloc-f32"]
         for e in NEAR_ENGINES:
             if e == "lleaves":
+                if "lleaves" not in peers:
+                    continue
                 res, why = run_peer("lleaves", path, near_path, [10_000], [1], reps, peer_cache)
                 if res is not None:
                     near[e] = {"times": res["times"], "cpu_times": res["cpu_times"]}
+                continue
+            if e not in grids:
                 continue
             make, data = grids[e]
             wall, cpu = run_grid(make, data, [10_000], [1], reps)
@@ -425,7 +457,7 @@ def main() -> None:
         steps.update()
     steps.close()
     write_reports(results, args.quick)
-    print((RESULTS / "models.md").read_text())
+    print((RESULTS / f"{STEM[0]}.md").read_text())
 
 
 if __name__ == "__main__":

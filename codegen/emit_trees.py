@@ -32,6 +32,9 @@ Design (measured alternatives and numbers are in ``codegen/README.md``):
 * **Chained records for single-output models.**  Leaves lead on to the next tree of a
   window of trees, so each lane of the lock-step walk runs through the window at its own
   pace instead of waiting for the slowest lane at every tree (:func:`chain_records`).
+* **Leaf masks where they apply** (``tree_masks.py``): scalar-leaf models with few distinct
+  cut points per slot skip tree walks altogether: one leaf-mask table row per (slot,
+  bucket) and tree, ANDed for 64 trees at once; ``cttz`` gives each tree's leaf.
 * **float32 mode** (``dtype="float32"``): float32 rows and slots, thresholds rounded down
   to float32 (the same decisions on float32 values), 8-byte records, float64 leaf sums:
   bit-identical results on float32 inputs (:func:`pack_float32`).
@@ -54,6 +57,7 @@ import numpy as np
 from .ensemble import DecisionKind, Ensemble, MissingType
 from .llvm_util import byte_global, for_range
 from .target import PRE_OPTIMIZED
+from .tree_masks import BUCKET_VEC, build_masks, masks_function
 
 F64 = ir.DoubleType()
 F32 = ir.FloatType()
@@ -314,6 +318,8 @@ def pack_float32(low: Lowered) -> Packed32:
 CHAIN_WINDOW_RECORDS = 1024
 #: Use the chained walk for single-output models (see :func:`chain_records`).
 CHAINED = True
+#: Use the leaf-mask walk (``tree_masks``) instead of the lock-step walk where it applies.
+MASKS = True
 NODE_CHAIN = np.dtype([("thr", "<f8"), ("val", "<f8"), ("slot", "<i4"), ("next", "<i4")])
 NODE_CHAIN32 = np.dtype([("thr", "<f4"), ("link", "<i4"), ("val", "<f8")])
 
@@ -757,7 +763,7 @@ def _chunk_function(module: ir.Module, low: Lowered, t0: int, t1: int, pitch: in
 
 #: Tree walks: "lockstep" (branch-free, 8 rows at a time), "branchy" (per-tree code with
 #: real branches), "auto" (both, chosen at run time by timing them on the batch's rows).
-WALKS = ("auto", "lockstep", "branchy")
+WALKS = ("auto", "lockstep", "branchy", "masks")
 #: Blocks an "auto" kernel times before it commits to one walk for the rest of the batch.
 PROBE_BLOCKS = 4
 
@@ -1014,6 +1020,7 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {dtype!r}")
     f32 = dtype == "float32"
     FT = F32 if f32 else F64
+    requested = walk
     low = lowered or lower(ens)
     L = lanes
     S = low.n_slots
@@ -1043,16 +1050,28 @@ def emit_ensemble(module: ir.Module, ens: Ensemble, name: str, raw_score: bool =
         walk = "lockstep"  # branchy tree code adds one scalar leaf per tree
     elif walk == "auto" and len(low.nodes) > BRANCHY_MAX_RECORDS:
         walk = "lockstep"  # branchy code would take the backend too long
+    masks = None
+    if (requested in ("auto", "masks") and MASKS and not vector_leaves and T > 0
+            and L % BUCKET_VEC == 0):  # the walk takes rows BUCKET_VEC at a time
+        masks = build_masks(ens, low, f32)
+    if walk == "masks" or (walk == "auto" and masks is not None):
+        # the leaf-mask walk takes the lock-step walk's place where it applies; "auto" then
+        # skips branchy code (NYC_taxi: masks 0.9-1.0 ns/tree/row on uniform and
+        # near-threshold rows, branchy 1.6 / 7; probing it cost more than it ever saved)
+        walk = "lockstep"
+    # the walks are functions of their own, shared by the raw and transformed kernels
     chain = None
-    if CHAINED and K == 1 and not vector_leaves and T > 0:
+    if masks is None and CHAINED and K == 1 and not vector_leaves and T > 0:
         ch = chain_records(low, f32)
         if ch is not None:
             chain = (ch, byte_global(module, f"{tag}.chain", ch.records.tobytes()),
                      byte_global(module, f"{tag}.windows", ch.window_roots.tobytes()))
-    # the walks are functions of their own, shared by the raw and transformed kernels
-    lockstep_fn = _lockstep_function(module, low, f"{tag}.b{B}.lockstep", B, L, K,
-                                     (g_nodes, g_roots, g_outs, g_leaves, g_widths), packed,
-                                     chain)
+    if masks is not None:
+        lockstep_fn = masks_function(module, masks, f"{tag}.b{B}.masks", B, S, K, f32)
+    else:
+        lockstep_fn = _lockstep_function(module, low, f"{tag}.b{B}.lockstep", B, L, K,
+                                         (g_nodes, g_roots, g_outs, g_leaves, g_widths),
+                                         packed, chain)
     branchy_fn = (None if walk == "lockstep" else
                   _branchy_function(module, low, tag, B, S, K, g_outs, f32))
 

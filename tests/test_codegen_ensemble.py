@@ -152,7 +152,7 @@ def test_every_tree_walk_matches_reference(seed):
     X[mask] = rng.normal(scale=3, size=int(mask.sum()))
     want_raw = reference_predict(ens, X, raw_score=True).reshape(n_big, -1)
     want = reference_predict(ens, X).reshape(n_big, -1)
-    for walk in ("lockstep", "branchy", "auto"):
+    for walk in ("lockstep", "branchy", "masks", "auto"):
         model = _kernel(ens, walk)
         for n in (n_big, 1, 7, 70, n_big):  # the second big batch runs on the probe's choice
             got_raw = model.predict(X[:n], raw_score=True).reshape(n, -1)
@@ -174,7 +174,7 @@ def test_branchy_code_handles_categorical_run_searches():
                   for v in (0.0, 1.0, np.nan)], dtype=np.float64)
     X = np.repeat(X, 40, axis=0)
     want = reference_predict(ens, X, raw_score=True).reshape(len(X), -1)
-    for walk in ("branchy", "auto"):
+    for walk in ("branchy", "masks", "auto"):
         got = _kernel(ens, walk).predict(X, raw_score=True).reshape(len(X), -1)
         np.testing.assert_array_equal(got, want)
 
@@ -246,3 +246,74 @@ def test_chained_records_add_negative_zero_on_internal_nodes():
     model = compile_model(ens0, cache=False, threads=1)
     got = model.predict(np.zeros((20, 1)), raw_score=True)
     np.testing.assert_array_equal(np.signbit(got), np.signbit(reference_predict(ens0, np.zeros((20, 1)), raw_score=True)[:, 0]))
+
+
+# ------------------------------------------------------------------ leaf-mask walk (tree_masks)
+
+def _scalar_leaves(ens: Ensemble) -> Ensemble:
+    """``ens`` with one scalar leaf per tree (the leaf-mask walk's domain), outputs kept."""
+    trees = [Tree(**{**vars(t), "leaf_value": t.leaf_value[:, :1],
+                     "output": min(t.output, ens.n_outputs - 1)}) for t in ens.trees]
+    return Ensemble(**{**vars(ens), "trees": trees})
+
+
+def _many_trees(seed: int, n_trees: int, max_internal: int) -> Ensemble:
+    rng = np.random.default_rng(seed)
+    n_features = int(rng.integers(1, 6))
+    n_outputs = int(rng.integers(1, 4))
+    return Ensemble(
+        trees=[random_tree(rng, n_features, n_outputs, 1, max_internal) for _ in range(n_trees)],
+        n_features=n_features, n_outputs=n_outputs,
+        base_score=rng.normal(size=n_outputs) if rng.random() < 0.5 else None,
+        input_cast=str(rng.choice(["float64", "float32"])),
+        zero_threshold=float(rng.choice([0.0, LIGHTGBM_ZERO_THRESHOLD])),
+        transform=str(rng.choice(sorted(TRANSFORMS))))
+
+
+def test_leaf_mask_tables_apply_and_fall_back():
+    from codegen.tree_masks import build_masks
+
+    ens = _scalar_leaves(random_ensemble(3))
+    mk = build_masks(ens, lower(ens))
+    assert mk is not None and mk.W == 32 and mk.table.shape[1] == mk.G + 1
+    deep = _many_trees(5, 70, 60)  # trees with up to 61 leaves: 64-bit masks, 3 chunks
+    mk = build_masks(deep, lower(deep))
+    assert mk is not None and mk.W == 64 and mk.n_chunks == 3
+    vector = random_ensemble(10)
+    assert max(t.leaf_width for t in vector.trees) > 1 and build_masks(vector, lower(vector)) is None
+    huge = _many_trees(4, 2, 80)
+    assert max(t.n_leaves for t in huge.trees) > 64 and build_masks(huge, lower(huge)) is None
+
+
+@pytest.mark.parametrize("seed,n_trees,max_internal", [(1, 70, 12), (2, 33, 40), (4, 17, 63),
+                                                      (8, 5, 0), (9, 130, 8), (10, 128, 5)])
+def test_leaf_mask_walk_over_several_chunks(seed, n_trees, max_internal):
+    # several chunks of trees (padding trees in the last), 32- and 64-bit masks, one-leaf trees
+    ens = _many_trees(seed, n_trees, max_internal)
+    rng = np.random.default_rng(seed)
+    X = rng.choice(VALUES, size=(300, ens.n_features))
+    mask = rng.random(X.shape) < 0.2
+    X[mask] = rng.normal(scale=3, size=int(mask.sum()))
+    want_raw = reference_predict(ens, X, raw_score=True).reshape(len(X), ens.n_outputs)
+    want = reference_predict(ens, X).reshape(len(X), ens.n_outputs)
+    model = _kernel(ens, "masks")
+    for n in (300, 0, 1, 3, 5, 299):
+        np.testing.assert_array_equal(model.predict(X[:n], raw_score=True).reshape(n, ens.n_outputs),
+                                      want_raw[:n], err_msg=f"n={n}")
+        np.testing.assert_array_equal(model.predict(X[:n]).reshape(n, ens.n_outputs), want[:n])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 2 ** 32 - 1), st.integers(0, 2 ** 32 - 1))
+def test_leaf_mask_walk_matches_reference(model_seed, data_seed):
+    ens = _scalar_leaves(random_ensemble(model_seed))
+    model = _kernel(ens, "masks")
+    rng = np.random.default_rng(data_seed)
+    n = int(rng.choice([0, 1, 3, 8, 9, 70]))
+    X = rng.choice(VALUES, size=(n, ens.n_features))
+    mask = rng.random(X.shape) < 0.2
+    X[mask] = rng.normal(scale=3, size=int(mask.sum()))
+    np.testing.assert_array_equal(model.predict(X, raw_score=True).reshape(n, ens.n_outputs),
+                                  reference_predict(ens, X, raw_score=True).reshape(n, ens.n_outputs))
+    np.testing.assert_array_equal(model.predict(X).reshape(n, ens.n_outputs),
+                                  reference_predict(ens, X).reshape(n, ens.n_outputs))

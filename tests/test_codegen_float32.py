@@ -232,7 +232,7 @@ def test_random_ensembles_every_walk(seed):
     want_raw = np.tile(reference_predict(ens, X32, raw_score=True), (7, 1))[:n_big]
     want = np.tile(reference_predict(ens, X32), (7, 1))[:n_big]
     X32 = np.tile(X32, (7, 1))[:n_big]
-    for walk in ("lockstep", "branchy", "auto"):
+    for walk in ("lockstep", "branchy", "masks", "auto"):
         lib = load(build_object(ens, walk=walk, dtype="float32"), [RAW_SYMBOL, PREDICT_SYMBOL])
         meta = {"symbols": {"raw": RAW_SYMBOL, "predict": PREDICT_SYMBOL}, "dtype": "float32",
                 "n_features": ens.n_features, "n_outputs": ens.n_outputs}

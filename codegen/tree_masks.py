@@ -1,0 +1,339 @@
+"""Leaf-mask walk: every tree's exit leaf from per-slot bucket masks (no tree walk at all).
+
+Each slot (one feature under one encoding, see ``emit_trees.lower``) is compared against the
+sorted distinct cut points ``b_0 < ... < b_{k-1}`` that any split on it uses; its *bucket*
+``r = #{j : v > b_j}`` decides every split on that slot: a numeric split ``v > b_j`` goes
+right iff ``r > j``, a categorical split (its run cut points are among the ``b_j``) goes
+right iff an even number of its cuts lie below ``r``.  So for a tree ``t`` and a slot ``s``
+the effect of all of ``t``'s splits on ``s`` is one leaf mask ``M[s][r][t]``: the AND, over
+those splits, of "clear the leaves of the subtree not taken".  A row's exit leaf in tree
+``t`` is the only leaf no split of its path cleared: ``cttz(AND_s M[s][r_s][t])`` (leaves
+numbered by their LightGBM index, bits above the tree's leaves stay set and lie above it).
+
+Per row the kernel ANDs one ``<C x iW>`` vector per used slot for ``C`` trees at once (C
+trees = one chunk; a chunk's tables stay in cache while the block's rows pass), then looks
+up each tree's leaf value.  Leaf values are stored and summed afterwards, per chunk, tree by
+tree in order over the block's rows (vectorized over rows), so sums keep LightGBM's order.
+The cost per tree and row is independent of depth, data and branch predictability.
+
+QuickScorer (Lucchese et al. 2015) ANDs one mask per *false node*; here every node's effect
+is folded, per (slot, bucket), into one table row, which pays off when models reuse few cut
+points per feature (mtpl2: 46 distinct numeric (feature, threshold) pairs for 21,810 numeric
+nodes; NYC_taxi 279 for 3000).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import llvmlite.ir as ir
+import numpy as np
+
+from .ensemble import DecisionKind, Ensemble
+from .llvm_util import byte_global, for_range
+
+F64 = ir.DoubleType()
+F32 = ir.FloatType()
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+
+#: Trees per chunk for 32-bit / 64-bit leaf masks (one chunk's masks: 4 AVX-512 registers;
+#: 16 trees were 2x slower, 128 no better than 64).
+CHUNK_TREES = {32: 64, 64: 32}
+#: Largest mask table (bytes) and number of distinct cut points the walk is used for.
+MAX_TABLE_BYTES = 8 << 20
+MAX_BREAKS = 2048
+#: Sum only the real trees of a padded last chunk.
+TAIL_CHUNK = True
+#: Rows whose sums the second loop builds at once (independent addition chains).
+SUM_ROWS = 4
+#: Slots with more cut points than this find their buckets by binary search (per row) instead
+#: of counting the cut points below them (BUCKET_VEC rows at once).
+LINEAR_BREAKS = 24
+#: Rows compared against a slot's cut points at once (one vector).
+BUCKET_VEC = 4
+
+
+@dataclass
+class Masks:
+    C: int  # trees per chunk
+    W: int  # bits per leaf mask (32 or 64)
+    LP: int  # leaf values per tree in ``leaves`` (power of two >= max leaves)
+    slots: list  # used slot indices (into the block's slot buffer)
+    breaks: list  # per used slot: sorted distinct cut points (float64)
+    base: list  # per used slot: its first table row
+    G: int  # table rows per chunk (buckets of all used slots); row G is the initial mask
+    table: np.ndarray  # (n_chunks, G + 1, C) uint32/uint64
+    leaves: np.ndarray  # (n_chunks * C, LP) float64; padding trees: -0.0
+    outs: np.ndarray  # (n_chunks * C,) int32 output of each tree (padding: 0)
+    n_trees: int = 0  # real trees (the last chunk may be padded)
+
+    @property
+    def n_chunks(self) -> int:
+        return self.table.shape[0]
+
+
+def _subtree_leaves(left: list, right: list) -> tuple[list, list]:
+    """Leaf bitmasks of each internal node's left and right subtree."""
+    n = len(left)
+    full = [0] * n
+
+    def of(child):
+        return (1 << ~child) if child < 0 else full[child]
+
+    order, stack = [], [0] if n else []
+    while stack:
+        i = stack.pop()
+        order.append(i)
+        for c in (left[i], right[i]):
+            if c >= 0:
+                stack.append(c)
+    for i in reversed(order):
+        full[i] = of(left[i]) | of(right[i])
+    return [of(c) for c in left], [of(c) for c in right]
+
+
+def build_masks(ens: Ensemble, low, f32: bool = False) -> Masks | None:
+    """The leaf-mask tables of ``ens`` over the slots of its lowering ``low``, or None when the
+    walk does not apply (vector leaves, trees with more than 64 leaves, too many cut points
+    or too large a table)."""
+    from .emit_trees import _category_cuts, _numeric_slot, round_down_f32
+
+    trees = ens.trees
+    if not trees or any(t.leaf_width != 1 for t in trees):
+        return None
+    max_leaves = max(t.n_leaves for t in trees)
+    if max_leaves > 64:
+        return None
+    W = 32 if max_leaves <= 32 else 64
+    C = CHUNK_TREES[W]
+    LP = 1 << max(0, (max_leaves - 1).bit_length())
+    slot_index = {key: s for s, key in enumerate(low.slots)}
+
+    def slot_of(key):
+        return slot_index[key]
+
+    z = ens.zero_threshold
+    # per node: (slot, numeric threshold) or (slot, tuple of cut points) or (None, right?)
+    decisions = []
+    cuts_of_slot: dict = {}
+    for tree in trees:
+        feature, threshold = tree.feature.tolist(), tree.threshold.tolist()
+        kind, missing = tree.kind.tolist(), tree.missing_type.tolist()
+        dleft = tree.default_left.tolist()
+        dec = []
+        for i in range(tree.n_internal):
+            if kind[i] == DecisionKind.CATEGORICAL:
+                words = tree.cat_words[tree.cat_begin[i]:tree.cat_end[i]].tolist()
+                cuts = _category_cuts(words, dleft[i])
+                if not cuts:
+                    dec.append((None, True, True))  # one region: every value goes right
+                    continue
+                s = slot_of(("cat_nanleft" if dleft[i] else "cat", feature[i]))
+                pts, cat = tuple(cuts), True
+            else:
+                s, thr = _numeric_slot(z, feature[i], threshold[i], missing[i], dleft[i],
+                                       slot_of)
+                pts, cat = (thr,), False
+            if f32:
+                pts = tuple(round_down_f32(np.array(pts)).astype(np.float64).tolist())
+            cuts_of_slot.setdefault(s, set()).update(pts)
+            dec.append((s, pts, cat))
+        decisions.append(dec)
+    used = sorted(cuts_of_slot)
+    breaks = [np.array(sorted(cuts_of_slot[s]), np.float64) for s in used]
+    if sum(len(b) for b in breaks) > MAX_BREAKS:
+        return None
+    base, G = [], 0
+    for b in breaks:
+        base.append(G)
+        G += len(b) + 1
+    T = len(trees)
+    n_chunks = -(-T // C)
+    dt = np.uint32 if W == 32 else np.uint64
+    if n_chunks * (G + 1) * C * (W // 8) > MAX_TABLE_BYTES:
+        return None
+    full = (1 << W) - 1
+    table = np.full((n_chunks, G + 1, C), full, dt)
+    leaves = np.zeros((n_chunks * C, LP), np.float64)
+    leaves[T:] = -0.0
+    outs = np.zeros(n_chunks * C, np.int32)
+    pos_of = [{v: j for j, v in enumerate(b.tolist())} for b in breaks]
+    u_of = {s: u for u, s in enumerate(used)}
+    right_cache: dict = {}
+    for t, (tree, dec) in enumerate(zip(trees, decisions)):
+        c, tc = divmod(t, C)
+        leaves[t, :tree.n_leaves] = tree.leaf_value[:, 0]
+        outs[t] = tree.output
+        lmask, rmask = _subtree_leaves(tree.left.tolist(), tree.right.tolist())
+        col = table[c, :, tc]
+        for i, (s, pts, cat) in enumerate(dec):
+            clear_l, clear_r = full & ~lmask[i], full & ~rmask[i]  # go right / go left
+            if s is None:
+                col[G] &= dt(clear_l if pts else clear_r)
+                continue
+            u = u_of[s]
+            key = (u, pts, cat)
+            right = right_cache.get(key)
+            if right is None:
+                js = np.array([pos_of[u][p] for p in pts])
+                r = np.arange(len(breaks[u]) + 1)
+                if cat:  # cut points below bucket r: those with index < r; even count: right
+                    right = (np.searchsorted(js, r, "left") % 2) == 0
+                else:
+                    right = r > js[0]
+                right_cache[key] = right
+            rows = slice(base[u], base[u] + len(breaks[u]) + 1)
+            col[rows] &= np.where(right, dt(clear_l), dt(clear_r))
+    return Masks(C=C, W=W, LP=LP, slots=used, breaks=breaks, base=base, G=G, table=table,
+                 leaves=leaves, outs=outs, n_trees=T)
+
+
+
+def masks_function(module: ir.Module, mk: Masks, name: str, B: int, S: int, K: int,
+                   f32: bool = False) -> ir.Function:
+    """``void name(const double* slots, int64 nb, double* acc)`` (``const float*`` slots in
+    float32 mode): add every tree's leaf to the sums ``acc`` (``nb x K``) of the block's
+    ``nb`` encoded rows (``S`` slots each, rows padded to a multiple of ``BUCKET_VEC``)."""
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    assert BUCKET_VEC % SUM_ROWS == 0 and B % BUCKET_VEC == 0
+    FT = F32 if f32 else F64
+    MW = ir.IntType(mk.W)
+    VEC = ir.VectorType(MW, mk.C)
+    V4D = ir.VectorType(F64, BUCKET_VEC)
+    V4I = ir.VectorType(I32, BUCKET_VEC)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [FT.as_pointer(), I64, F64.as_pointer()]),
+                     name)
+    fn.linkage = "internal"
+    buf, nb, acc = fn.args
+    for a in (buf, acc):
+        a.add_attribute("noalias")
+    tag = name
+    g_table = byte_global(module, f"{tag}.table", mk.table.tobytes(), align=64)
+    g_leaves = byte_global(module, f"{tag}.leaves", mk.leaves.tobytes(), align=64)
+    g_outs = byte_global(module, f"{tag}.outs", mk.outs.tobytes())
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    SU = len(mk.slots)
+    C, G = mk.C, mk.G
+    gidx = b.bitcast(b.alloca(ir.ArrayType(I32, max(1, B * SU)), name="gidx"), I32.as_pointer())
+    idxs_a = b.alloca(ir.ArrayType(I32, B * C), name="leafpos")
+    idxs_a.align = 64
+    idxs = b.bitcast(idxs_a, I32.as_pointer())
+    table = b.bitcast(g_table, VEC.as_pointer())
+    leaves = b.bitcast(g_leaves, F64.as_pointer())
+    outs = b.bitcast(g_outs, I32.as_pointer())
+
+    # 1. buckets: every used slot of BUCKET_VEC rows at once against its cut points
+    n4 = b.sdiv(b.add(nb, I64(BUCKET_VEC - 1)), I64(BUCKET_VEC))
+    with for_range(b, I64(0), n4, "bucket") as q:
+        r0 = b.mul(q, I64(BUCKET_VEC))
+        for u, (s, brk) in enumerate(zip(mk.slots, mk.breaks)):
+            if len(brk) > LINEAR_BREAKS:
+                _binary_search_buckets(b, mk, u, s, brk, buf, S, gidx, SU, r0, f32)
+                continue
+            v = ir.Constant(V4D, ir.Undefined)
+            for i in range(BUCKET_VEC):
+                x = b.load(b.gep(buf, [b.add(b.mul(b.add(r0, I64(i)), I64(S)), I64(s))]))
+                if f32:
+                    x = b.fpext(x, F64)
+                v = b.insert_element(v, x, I32(i))
+            cnt = ir.Constant(V4I, [I32(mk.base[u])] * BUCKET_VEC)
+            for t in brk.tolist():
+                gt = b.fcmp_ordered(">", v, ir.Constant(V4D, [F64(t)] * BUCKET_VEC))
+                cnt = b.sub(cnt, b.sext(gt, V4I))
+            for i in range(BUCKET_VEC):
+                p = b.gep(gidx, [b.add(b.mul(b.add(r0, I64(i)), I64(SU)), I64(u))])
+                b.store(b.extract_element(cnt, I32(i)), p)
+
+    # 2. chunk after chunk of C trees: leaf positions of every row, then the sums
+    def chunk(c, n_trees):
+        tb = b.gep(table, [b.mul(c, I64(G + 1))])
+        init = b.load(b.gep(tb, [I64(G)]), align=32)
+        lv = b.gep(leaves, [b.mul(c, I64(C * mk.LP))])
+        _rows_then_sums(b, mk, tb, init, lv, gidx, idxs, acc, outs, c, n4, K, n_trees)
+
+    full, tail = divmod(mk.n_trees, C)
+    if not TAIL_CHUNK and tail:
+        full, tail = full + 1, 0
+    if full:
+        with for_range(b, I64(0), I64(full), "mchunk") as c:
+            chunk(c, C)
+    if tail:  # the last chunk sums only its real trees (NYC_taxi: 4 of 32)
+        chunk(I64(full), tail)
+    b.ret_void()
+    return fn
+
+
+def _rows_then_sums(b, mk: Masks, tb, init, lv, gidx, idxs, acc, outs, c, n4, K: int,
+                    n_trees: int) -> None:
+    """One chunk: every row's leaf masks -> leaf positions (vector cttz, no per-tree
+    extraction to scalar registers), then the sums, ``SUM_ROWS`` rows at a time, tree by tree
+    in order (independent chains of additions, one per row)."""
+    C, W = mk.C, mk.W
+    MW = ir.IntType(W)
+    VEC = ir.VectorType(MW, C)
+    VI = ir.VectorType(I32, C)
+    SU = len(mk.slots)
+    module = b.module
+    name = f"llvm.cttz.v{C}i{W}"
+    cttz = module.globals.get(name) or ir.Function(
+        module, ir.FunctionType(VEC, [VEC, ir.IntType(1)]), name)
+    offsets = ir.Constant(VEC, [MW(t * mk.LP) for t in range(C)])
+    n_rows = b.mul(n4, I64(BUCKET_VEC))  # rows padded like the bucket phase's
+    with for_range(b, I64(0), n_rows, "mrow") as r:
+        m = init
+        row_g = b.gep(gidx, [b.mul(r, I64(SU))])
+        for u in range(SU):
+            g = b.sext(b.load(b.gep(row_g, [I64(u)])), I64)
+            m = b.and_(m, b.load(b.gep(tb, [g]), align=32))
+        pos = b.add(b.call(cttz, [m, ir.Constant(ir.IntType(1), 1)]), offsets)
+        if W != 32:
+            pos = b.trunc(pos, VI)
+        b.store(pos, b.bitcast(b.gep(idxs, [b.mul(r, I64(C))]), VI.as_pointer()), align=32)
+    R = SUM_ROWS
+    with for_range(b, I64(0), n_rows, "msum", step=R) as r0:
+        rows = [b.add(r0, I64(j)) for j in range(R)]
+        pos_rows = [b.gep(idxs, [b.mul(row, I64(C))]) for row in rows]
+        if K == 1:
+            ptrs = [b.gep(acc, [row]) for row in rows]
+            sums = [b.load(p) for p in ptrs]
+            for t in range(n_trees):
+                for j in range(R):
+                    i = b.sext(b.load(b.gep(pos_rows[j], [I64(t)])), I64)
+                    sums[j] = b.fadd(sums[j], b.load(b.gep(lv, [i])))
+            for p, v in zip(ptrs, sums):
+                b.store(v, p)
+        else:
+            for t in range(n_trees):
+                k = b.sext(b.load(b.gep(outs, [b.add(b.mul(c, I64(C)), I64(t))])), I64)
+                for j in range(R):
+                    i = b.sext(b.load(b.gep(pos_rows[j], [I64(t)])), I64)
+                    p = b.gep(acc, [b.add(b.mul(rows[j], I64(K)), k)])
+                    b.store(b.fadd(b.load(p), b.load(b.gep(lv, [i]))), p)
+
+
+def _binary_search_buckets(b, mk: Masks, u: int, s: int, brk: np.ndarray, buf, S: int, gidx,
+                           SU: int, r0, f32: bool) -> None:
+    """``gidx[row][u] = base + #{cut points < v}`` by branch-free binary search over the
+    slot's cut points (padded with +inf to 2^k - 1: no slot value is NaN, so ``v > +inf`` is
+    false) for BUCKET_VEC rows."""
+    k = len(brk).bit_length()
+    padded = np.full(2 ** k - 1, np.inf)
+    padded[:len(brk)] = brk
+    digest = hashlib.sha256(padded.tobytes()).hexdigest()[:16]
+    g = byte_global(b.module, f"mloc.masks.cuts.{digest}", padded.tobytes(), align=64)
+    table = b.bitcast(g, F64.as_pointer())
+    for i in range(BUCKET_VEC):
+        row = b.add(r0, I64(i))
+        v = b.load(b.gep(buf, [b.add(b.mul(row, I64(S)), I64(s))]))
+        if f32:
+            v = b.fpext(v, F64)
+        lo = I64(0)
+        for step in (2 ** j for j in range(k - 1, -1, -1)):
+            t = b.load(b.gep(table, [b.add(lo, I64(step - 1))]))
+            lo = b.add(lo, b.select(b.fcmp_ordered(">", v, t), I64(step), I64(0)))
+        b.store(b.trunc(b.add(lo, I64(mk.base[u])), I32),
+                b.gep(gidx, [b.add(b.mul(row, I64(SU)), I64(u))]))
