@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
 
 import numpy as np
 from llvmlite import ir
@@ -144,7 +143,6 @@ def _kernel(width: int, sep: str):
     from runtime import cache as runtime_cache
     from runtime.loader import load
 
-    from . import target
     from .text_cpython import layout
     lay = layout()
     if lay is None:
@@ -152,14 +150,7 @@ def _kernel(width: int, sep: str):
     name = f"mloc_iso_{width}_{ord(sep)}"
     module = ir.Module(name=name)
     _build(module, name, width, sep, lay)
-    text = str(module)
-    key = hashlib.sha256(f"iso|3|{target.cpu_key()}|".encode() + text.encode()).hexdigest()[:32]
-    hit = runtime_cache.get(key)
-    if hit is not None:
-        obj = hit[0]
-    else:
-        obj = target.compile_ir(text, speed_level=3)
-        runtime_cache.put(key, obj, {"kind": "datetime", "name": name})
+    obj = runtime_cache.compiled("iso", str(module), name)
     lib = load(obj, [name])
     return lib, lib.function(name, PROTO)
 

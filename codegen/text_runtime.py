@@ -79,17 +79,9 @@ def _compile(build, symbol: str):
     from runtime import cache as runtime_cache
     from runtime.loader import load
 
-    from . import target
     module = ir.Module(name=symbol)
     layout = build(module)
-    text = str(module)
-    key = hashlib.sha256(f"text|3|{target.cpu_key()}|".encode() + text.encode()).hexdigest()[:32]
-    hit = runtime_cache.get(key)
-    if hit is not None:
-        obj = hit[0]
-    else:
-        obj = target.compile_ir(text, speed_level=3)
-        runtime_cache.put(key, obj, {"kind": "text", "name": symbol})
+    obj = runtime_cache.compiled("text", str(module), symbol)
     lib = load(obj, [symbol])
     return lib, lib.function(symbol, PROTO), layout
 

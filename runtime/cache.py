@@ -39,3 +39,19 @@ def put(key: str, object_code: bytes, meta: dict) -> None:
         write_artifact(entry_path(key), object_code, meta)
     except OSError:
         pass
+
+
+def compiled(kind: str, ir_text: str, name: str) -> bytes:
+    """Object code of a small helper module (``kind``: its family, e.g. ``"text"``), compiled
+    at speed level 3 or read from the cache under a key of its IR and the host CPU."""
+    import hashlib
+
+    from codegen import target
+    key = hashlib.sha256(f"{kind}|3|{target.cpu_key()}|".encode()
+                         + ir_text.encode()).hexdigest()[:32]
+    hit = get(key)
+    if hit is not None:
+        return hit[0]
+    obj = target.compile_ir(ir_text, speed_level=3)
+    put(key, obj, {"kind": kind, "name": name})
+    return obj
