@@ -252,7 +252,8 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
     # a share too small to certify the target even with no disagreement wastes the plan:
     # take more calibration rows when enough remain to fit on (the bound, not the share,
     # is what keeps the guarantee)
-    need = rows_needed(s.accuracy_target, ALPHA / max(len(s.budgets), 1))
+    # (one candidate is certified, the one the fit rows expect cheapest: it gets all of alpha)
+    need = rows_needed(s.accuracy_target, ALPHA)
     if n_cal < need:
         n_cal = max(n_cal, min(int(1.5 * need), int(MAX_CALIBRATION_SHARE * n)))
     cal, rest = np.sort(perm[:n_cal]), perm[n_cal:]
@@ -334,7 +335,7 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
                                   predicted_class(full_fit[conf_out]))
                                  if info.is_classifier else None),
                        cal_cache=cal_cache, full_cal=full_cal, full_class=full_class,
-                       label_pos_cal=label_pos[cal], alpha_each=ALPHA / max(len(cands), 1),
+                       label_pos_cal=label_pos[cal], alpha_each=ALPHA,
                        report=report, kw_time=kw_time, n_time=len(timing), n_cal=len(cal),
                        model_cost=max(report.full_cost - overhead - float(sum(costs)), 0.0))
         built = []  # per candidate: ((graph, runner) of the cascade, (graph, runner) of top-K)
@@ -345,6 +346,23 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
             built.append(_evaluate_candidate(ctx, cand, [groups[i] for i in chosen],
                                              float(sum(costs[i] for i in chosen))))
             bar.update(1)
+        if s.cascades:
+            # certify one candidate only, chosen on the fit rows (validation coverage and
+            # measured costs): the calibration rows choose nothing, and the one test gets all
+            # of alpha (certifying every candidate would split alpha among them)
+            # (without validation results -- a user's trainer, too few fit rows -- every
+            # candidate is certified, alpha split among them)
+            pick = _validation_pick(report.candidates)
+            if pick is None:
+                ctx.alpha_each = ALPHA / max(len(cands), 1)
+            for i, (cand, b) in enumerate(zip(report.candidates, built)):
+                if pick is None or i == pick:
+                    built[i] = (_certify(ctx, cand, b[0]), b[1])
+                else:
+                    built[i] = (None, b[1])
+                    if b[0] is not None:
+                        cand.note = (f"not certified: the fit rows expect candidate [{pick}] "
+                                     "to be cheaper")
     finally:
         bar.close()
 
@@ -489,6 +507,61 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
                             "like the user's model")
     cascade = topk = None
     if s.cascades:
+        cascade = (ag, outs)  # certified later, when this candidate is the one chosen
+        v = [t for t in cand.approx_trials if t["name"] == choice.name]
+        cand.validation_cost = v[0]["cascade_cost"] if v else None
+        cand.validation_coverage = choice.scores.get(choice.name)
+    if s.top_k is not None:
+        cand.topk_model = choice.topk_name
+        if choice.topk_model is choice.model:
+            kg, k_outs = ag, outs
+            runner = None
+        else:
+            kg = approximate_graph(graph, chosen_groups, choice.topk_model, transforms=fitted,
+                                   confidence=False)
+            k_outs = evaluate(kg, kg.outputs, ctx.cal_cache)
+            runner = None
+        if runner is None:
+            runner = cost_mod.runner(kg, s.backend, s.threads)
+        stage1 = cost_mod.positive(cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
+        cand.topk_stage1_cost = stage1
+        if kg is ag:
+            cand.stage1_cost = stage1
+            cascade = (ag, outs, runner)
+        rc = topk_mod.choose_ratio(ctx.full_cal[0], k_outs[0], s.top_k,
+                                   precision=s.topk_precision, seed=s.seed)
+        cand.topk_ratio = rc.ratio
+        cand.topk_precision = rc.heldout_precision
+        cand.topk_speedup = ctx.n_cal * report.full_cost / _topk_query_cost(ctx, stage1, rc.ratio)
+        topk = (kg, runner, (np.asarray(ctx.full_cal[0], np.float64),
+                             np.asarray(k_outs[0], np.float64)))
+    return cascade, topk
+
+
+def _validation_pick(cands) -> int | None:
+    """The candidate whose cascade the fit rows expect cheapest (validation coverage and
+    measured stage-1 cost; the most validation coverage when costs were not measured); None
+    when some candidate has no validation result."""
+    costed = [i for i, c in enumerate(cands) if c.validation_cost is not None]
+    if costed:
+        return min(costed, key=lambda i: cands[i].validation_cost)
+    covered = [i for i, c in enumerate(cands) if c.validation_coverage is not None]
+    if len(covered) == len(cands) and covered:
+        return max(covered, key=lambda i: cands[i].validation_coverage)
+    return None
+
+
+def _certify(ctx: _Context, cand, pending):
+    """The lowest threshold certifying the target on the calibration rows for this candidate
+    (``pending``: its approximate graph, its outputs there, and its runner when timed
+    already); (graph, runner) of the cascade, or None when no threshold certifies."""
+    if pending is None:
+        return None
+    ag, outs = pending[0], pending[1]
+    runner = pending[2] if len(pending) > 2 else None
+    s, info, report = ctx.s, ctx.info, ctx.report
+    cascade = None
+    if s.cascades:
         conf_idx = ag.meta["cascade"]["confidence_output"]
         conf = confidence(outs[conf_idx])
         approx_class = predicted_class(outs[conf_idx])
@@ -509,37 +582,15 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
             cascade_class = np.where(confident, approx_class, ctx.full_class)
             cand.accuracy_full = float(np.mean(ctx.full_class == y))
             cand.accuracy_cascade = float(np.mean(cascade_class == y))
-            runner = cost_mod.runner(ag, s.backend, s.threads)
-            cand.stage1_cost = cost_mod.positive(
-                cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
+            if runner is None:
+                runner = cost_mod.runner(ag, s.backend, s.threads)
+                cand.stage1_cost = cost_mod.positive(
+                    cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
             cand.expected_cost = cand.stage1_cost + \
                 (1.0 - cand.confident_fraction) * report.full_cost
             cand.speedup = report.full_cost / cand.expected_cost
             cascade = (ag, runner)
-    if s.top_k is not None:
-        cand.topk_model = choice.topk_name
-        if choice.topk_model is choice.model:
-            kg, k_outs = ag, outs
-            runner = cascade[1] if cascade is not None else None
-        else:
-            kg = approximate_graph(graph, chosen_groups, choice.topk_model, transforms=fitted,
-                                   confidence=False)
-            k_outs = evaluate(kg, kg.outputs, ctx.cal_cache)
-            runner = None
-        if runner is None:
-            runner = cost_mod.runner(kg, s.backend, s.threads)
-        stage1 = cost_mod.positive(cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
-        cand.topk_stage1_cost = stage1
-        if cand.stage1_cost is None and kg is ag:
-            cand.stage1_cost = stage1
-        rc = topk_mod.choose_ratio(ctx.full_cal[0], k_outs[0], s.top_k,
-                                   precision=s.topk_precision, seed=s.seed)
-        cand.topk_ratio = rc.ratio
-        cand.topk_precision = rc.heldout_precision
-        cand.topk_speedup = ctx.n_cal * report.full_cost / _topk_query_cost(ctx, stage1, rc.ratio)
-        topk = (kg, runner, (np.asarray(ctx.full_cal[0], np.float64),
-                             np.asarray(k_outs[0], np.float64)))
-    return cascade, topk
+    return cascade
 
 
 def _choose(planned: Planned, s: Settings, built) -> None:

@@ -39,6 +39,10 @@ class Candidate:
     approx_trials: list = field(default_factory=list)
     topk_model: str = ""  # how the top-K filter's model was trained
     topk_stage1_cost: float | None = None  # seconds per row of the top-K filter
+    # the cascade the fit rows expect (validation coverage of the chosen model, the cost per
+    # row at that coverage): the one candidate certified is the cheapest by this
+    validation_coverage: float | None = None
+    validation_cost: float | None = None
     note: str = ""
 
 
@@ -106,6 +110,9 @@ class PlanReport:
                         f"{k} {v:.1%}" for k, v in c.approx_scores.items()) + ")"
             if c.stage1_cost is not None:
                 desc += f"; stage 1 {c.stage1_cost * us:.3f} us/row"
+            if c.validation_cost is not None:
+                desc += (f"; validation {c.validation_coverage:.1%} rows confident, "
+                         f"{c.validation_cost * us:.3f} us/row")
             if c.threshold is not None:
                 desc += (f"; threshold {c.threshold:.6g}, {c.confident_fraction:.1%} rows confident,"
                          f" agreement {c.agreement:.5f} (95% lower bound {c.agreement_bound:.5f})")
