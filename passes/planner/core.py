@@ -41,7 +41,7 @@ from ..cascade import approximate_graph, chosen_parts, stack_type, subgraph, tra
     with_confidence
 from . import approx as approx_mod
 from . import cost as cost_mod
-from .evaluate import bind, evaluate, take, unbind
+from .evaluate import bind, concat, evaluate, take, unbind
 from .importance import permutation_importance
 from .knapsack import DEFAULT_BUDGETS, candidate_sets
 from .models import PlanError, as_probabilities, confidence, find_model, predicted_class, \
@@ -96,6 +96,11 @@ class Settings:
     tree_fractions: tuple = approx_mod.TREE_FRACTIONS
     topk_precision: float = 0.95
     progress: bool | None = None
+    #: unlabelled rows (the pipeline's keyword arguments) the approximate models may also fit
+    #: on, distilled from the full pipeline's answers (a label-refit takes its classes); never
+    #: calibration, validation, importance or timing rows. The model's own training rows are
+    #: fine here: only the calibration rows must be new to it.
+    unlabeled: Any = None
 
 
 def check_settings(s: Settings) -> None:
@@ -113,6 +118,9 @@ def check_settings(s: Settings) -> None:
         raise PlanError(f"unknown cost backend {s.backend!r}; one of {', '.join(cost_mod.BACKENDS)}")
     if not (0.0 < s.calibration_fraction < 1.0):
         raise PlanError("calibration_fraction must be between 0 and 1")
+    if s.unlabeled is not None and not hasattr(s.unlabeled, "keys"):
+        raise PlanError("unlabeled must be a dict of the pipeline's arguments (columns), got "
+                        f"{type(s.unlabeled).__name__}")
     fr = s.tree_fractions
     if not isinstance(fr, (tuple, list)) or not all(
             isinstance(f, (int, float)) and not isinstance(f, bool) and 0.0 < f < 1.0
@@ -163,7 +171,7 @@ def _check_graph(graph, s: Settings, info) -> None:
 
 
 def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Settings,
-                     measure=None, allowed=None):
+                     measure=None, allowed=None, n_validate=None):
     """Refitted transforms and the approximate model (``approx.Choice``) on the fit rows'
     chosen columns; ``fit_full``: the full model's (probabilities, classes) there.
     ``measure(transforms) -> (assess, prune)``: the cost measurements ``approx.choose`` uses;
@@ -185,7 +193,8 @@ def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Set
     choice = approx_mod.choose(options, X, labels, proba, classes, s.accuracy_target,
                                seed=s.seed, assess=assess, prune=prune,
                                want_cascade=s.cascades and fit_full is not None,
-                               want_topk=s.top_k is not None, allowed_rate=allowed)
+                               want_topk=s.top_k is not None, allowed_rate=allowed,
+                               n_validate=n_validate)
     _check_approx_model(info, choice.model)
     if choice.topk_model is not choice.model:
         _check_approx_model(info, choice.topk_model)
@@ -326,9 +335,26 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
         # scores a top-K filter is judged against while choosing its model
         fit_cache = rows_of(fit)
         full_fit = evaluate(probe, probe.outputs, fit_cache)
+        fit_values = {p: take(values[p], fit) for p in part_ids}
+        fit_labels = labels[fit]
+        n_unlabeled = 0
+        if s.unlabeled is not None and s.cascades and info.is_classifier:
+            # more rows to distil on (appended after the fit rows; they validate nothing)
+            u_bound = bind(graph, {k: s.unlabeled[k] for k in s.unlabeled.keys()})
+            u_values = dict(zip(part_ids, evaluate(graph, part_ids, u_bound)))
+            u_cache = {**u_bound, **u_values}
+            n_unlabeled = len(next(iter(u_bound.values()))) if u_bound else 0
+            u_full = evaluate(probe, probe.outputs, u_cache)
+            u_class = predicted_class(u_full[conf_out])
+            fit_values = {p: concat(fit_values[p], u_values[p]) for p in part_ids}
+            fit_labels = np.concatenate([
+                fit_labels, info.classes[u_class] if info.classes is not None else u_class])
+            fit_cache = {k: concat(v, u_cache[k]) for k, v in fit_cache.items()}
+            full_fit = [concat(a, b) for a, b in zip(full_fit, u_full)]
+        report.n_unlabeled = n_unlabeled
         ctx = _Context(graph=graph, info=info, s=s, chain=transform_chain(graph, first)[0],
-                       fit_values={p: take(values[p], fit) for p in part_ids},
-                       fit_labels=labels[fit], fit_cache=fit_cache,
+                       fit_values=fit_values, n_validate=len(fit),
+                       fit_labels=fit_labels, fit_cache=fit_cache,
                        fit_scores=(np.asarray(full_fit[0], np.float64)
                                    if s.top_k is not None else None),
                        fit_full=((as_probabilities(full_fit[conf_out]),
@@ -387,6 +413,7 @@ class _Context:
     chain: list
     fit_values: dict  # part id -> values on the fit rows
     fit_labels: np.ndarray
+    n_validate: int  # the fit rows proper (first); unlabeled rows after them only fit
     fit_cache: dict  # inputs and part values of the fit rows
     fit_scores: np.ndarray | None  # the full pipeline's score on the fit rows (top-K only)
     fit_full: tuple | None  # (probabilities, class positions) of the full model on fit rows
@@ -489,6 +516,7 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
     parts = chosen_parts(graph, first, chosen_groups)
     choice, fitted = _fit_approximate(graph, info, parts, ctx.chain, ctx.fit_values,
                                       ctx.fit_labels, ctx.fit_full, s,
+                                      n_validate=ctx.n_validate,
                                       measure=_measures(ctx, chosen_groups, groups_cost),
                                       allowed=allowed_rate(s.accuracy_target, ctx.n_cal,
                                                            ctx.alpha_each))

@@ -58,6 +58,7 @@ class PlanReport:
     n_fit: int = 0
     n_importance: int = 0
     n_calibration: int = 0
+    n_unlabeled: int = 0  # unlabelled rows the approximate models also fit on
     full_cost: float = 0.0
     groups: list[GroupStat] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
@@ -91,7 +92,9 @@ class PlanReport:
                  + (f" ({self.n_classes} classes)" if self.n_classes else "")
                  + f"; costs measured on the {self.backend} backend, seed {self.seed}",
                  f"  rows: {self.n_fit} fit the approximate models, {self.n_importance} measure "
-                 f"importance, {self.n_calibration} calibrate thresholds",
+                 f"importance, {self.n_calibration} calibrate thresholds"
+                 + (f"; {self.n_unlabeled} unlabelled rows also fit (distilled)"
+                    if self.n_unlabeled else ""),
                  f"  full pipeline: {self.full_cost * us:.3f} us/row",
                  "  feature groups (cost us/row, permutation importance +- std over repeats):"]
         width = max([len(g.name) for g in self.groups] + [5])
