@@ -233,3 +233,19 @@ def test_unlabeled_must_be_columns():
     with pytest.raises(PlanError, match="unlabeled"):
         mloc_ir.compile(pipeline, train=(cols, y), cascades=True, accuracy_target=0.99,
                         backend="interpreted", budgets=(0.5,), unlabeled=[1, 2, 3])
+
+
+def test_calibration_share_with_enough_unlabeled_rows():
+    """With at least as many unlabelled rows as planning rows, the planning rows' fit share
+    only validates: calibration takes MAX_CALIBRATION_SHARE of them unless the user set a
+    share."""
+    from passes.planner.core import MAX_CALIBRATION_SHARE
+    cols, y = _data(3000, 8)
+    extra, _ = _data(3000, 9)
+    kw = dict(train=(cols, y), cascades=True, accuracy_target=0.99, backend="interpreted",
+              min_speedup=0.0, budgets=(0.5,), unlabeled=extra, progress=False)
+    cp = mloc_ir.compile(pipeline, **kw)
+    assert cp.report.n_calibration == int(MAX_CALIBRATION_SHARE * 3000)
+    assert cp.report.n_fit == 3000 - cp.report.n_calibration
+    cp = mloc_ir.compile(pipeline, calibration_fraction=0.5, **kw)
+    assert cp.report.n_calibration == 1500

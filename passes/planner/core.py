@@ -76,6 +76,8 @@ class Planned:
 #: The largest share of the planning rows taken for calibration when the configured share is
 #: too small to certify the accuracy target (the rest fit the approximate models).
 MAX_CALIBRATION_SHARE = 0.7
+#: The default share of the planning rows taken for calibration.
+CALIBRATION_SHARE = 0.5
 
 
 @dataclass
@@ -87,7 +89,11 @@ class Settings:
     seed: int = 0
     backend: str = "compiled"
     threads: int | None = None
-    calibration_fraction: float = 0.5
+    #: share of the planning rows that calibrate (None: ``CALIBRATION_SHARE``, or
+    #: ``MAX_CALIBRATION_SHARE`` when at least as many ``unlabeled`` rows fit the approximate
+    #: models: the planning rows' fit share then only validates, and more calibration rows
+    #: tolerate more disagreements at the same certified target)
+    calibration_fraction: float | None = None
     importance_rows: int = 2000
     repeats: int = 5
     budgets: tuple = DEFAULT_BUDGETS
@@ -116,7 +122,7 @@ def check_settings(s: Settings) -> None:
                         f"{type(s.approximate_trainer).__name__}")
     if s.backend not in cost_mod.BACKENDS:
         raise PlanError(f"unknown cost backend {s.backend!r}; one of {', '.join(cost_mod.BACKENDS)}")
-    if not (0.0 < s.calibration_fraction < 1.0):
+    if s.calibration_fraction is not None and not (0.0 < s.calibration_fraction < 1.0):
         raise PlanError("calibration_fraction must be between 0 and 1")
     if s.unlabeled is not None and not hasattr(s.unlabeled, "keys"):
         raise PlanError("unlabeled must be a dict of the pipeline's arguments (columns), got "
@@ -257,7 +263,14 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
     # 1. split rows
     rng = np.random.default_rng(s.seed)
     perm = rng.permutation(n)
-    n_cal = int(n * s.calibration_fraction)
+    u_bound = None
+    if s.unlabeled is not None and s.cascades and info.is_classifier:
+        u_bound = bind(graph, {k: s.unlabeled[k] for k in s.unlabeled.keys()})
+    n_u = len(next(iter(u_bound.values()))) if u_bound else 0
+    share = s.calibration_fraction
+    if share is None:
+        share = MAX_CALIBRATION_SHARE if n_u >= n else CALIBRATION_SHARE
+    n_cal = int(n * share)
     # a share too small to certify the target even with no disagreement wastes the plan:
     # take more calibration rows when enough remain to fit on (the bound, not the share,
     # is what keeps the guarantee)
@@ -338,9 +351,8 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
         fit_values = {p: take(values[p], fit) for p in part_ids}
         fit_labels = labels[fit]
         n_unlabeled = 0
-        if s.unlabeled is not None and s.cascades and info.is_classifier:
+        if u_bound is not None:
             # more rows to distil on (appended after the fit rows; they validate nothing)
-            u_bound = bind(graph, {k: s.unlabeled[k] for k in s.unlabeled.keys()})
             u_values = dict(zip(part_ids, evaluate(graph, part_ids, u_bound)))
             u_cache = {**u_bound, **u_values}
             n_unlabeled = len(next(iter(u_bound.values()))) if u_bound else 0
