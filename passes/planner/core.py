@@ -37,8 +37,8 @@ from mloc_ir.interpreter import run_node
 from mloc_ir.ops import OPS
 
 from .. import topk as topk_mod
-from ..cascade import approximate_graph, chosen_parts, stack_type, subgraph, transform_chain, \
-    with_confidence
+from ..cascade import approximate_graph, chosen_parts, narrower_vectorizer, stack_type, \
+    subgraph, transform_chain, with_confidence
 from . import approx as approx_mod
 from . import cost as cost_mod
 from .evaluate import bind, concat, evaluate, take, unbind
@@ -107,6 +107,8 @@ class Settings:
     #: calibration, validation, importance or timing rows. The model's own training rows are
     #: fine here: only the calibration rows must be new to it.
     unlabeled: Any = None
+    #: also try each candidate with its text vectorizers narrowed (``narrower_vectorizer``)
+    narrow_vectorizers: bool = True
 
 
 def check_settings(s: Settings) -> None:
@@ -376,13 +378,25 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
                        label_pos_cal=label_pos[cal], alpha_each=ALPHA,
                        report=report, kw_time=kw_time, n_time=len(timing), n_cal=len(cal),
                        model_cost=max(report.full_cost - overhead - float(sum(costs)), 0.0))
-        built = []  # per candidate: ((graph, runner) of the cascade, (graph, runner) of top-K)
+        # each candidate with a text vectorizer over a range of n-grams gets a twin whose
+        # vectorizer is narrowed (refitted on the fit rows): cheaper, if less sure
+        jobs = []
         for frac, chosen in cands:
+            jobs.append((frac, chosen, None))
+            narrow = _narrowable(graph, first, [groups[i] for i in chosen]) \
+                if s.cascades and s.narrow_vectorizers else {}
+            if narrow:
+                jobs.append((frac, chosen, narrow))
+        bar.total = bar.n + len(jobs)
+        bar.refresh()
+        built = []  # per candidate: ((graph, runner) of the cascade, (graph, runner) of top-K)
+        for frac, chosen, narrow in jobs:
             cand = Candidate([groups[i].name for i in chosen], frac,
                              float(sum(imp_mean[i] for i in chosen)))
             report.candidates.append(cand)
             built.append(_evaluate_candidate(ctx, cand, [groups[i] for i in chosen],
-                                             float(sum(costs[i] for i in chosen))))
+                                             float(sum(costs[i] for i in chosen)),
+                                             narrow=narrow))
             bar.update(1)
         if s.cascades:
             # certify one candidate only, chosen on the fit rows (validation coverage and
@@ -469,7 +483,7 @@ def _topk_query_cost(ctx: _Context, stage1: float, ratio: float) -> float:
     return n * stage1 + kp * ctx.report.full_cost
 
 
-def _measures(ctx: _Context, chosen_groups, groups_cost: float):
+def _measures(ctx: _Context, chosen_groups, groups_cost: float, replace=None):
     """``measure(transforms) -> (assess, prune)`` for ``approx.choose`` on one candidate."""
     s, report = ctx.s, ctx.report
 
@@ -478,7 +492,7 @@ def _measures(ctx: _Context, chosen_groups, groups_cost: float):
 
         def assess(variant, model, val, cov):
             ag = approximate_graph(ctx.graph, chosen_groups, model, transforms=transforms,
-                                   confidence=False)
+                                   confidence=False, replace=replace)
             if variant.size is None and sizeless:
                 stage1 = sizeless[0]  # same family, same columns: same cost, no compile
             else:
@@ -520,23 +534,59 @@ def _measures(ctx: _Context, chosen_groups, groups_cost: float):
     return measure
 
 
-def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
+def _narrowable(graph, model_id, chosen_groups) -> dict:
+    """{vectorize part: parameters of its narrower copy} among a candidate's parts."""
+    out = {}
+    for pid in chosen_parts(graph, model_id, chosen_groups):
+        node = graph[pid]
+        if node.op == "vectorize":
+            params = narrower_vectorizer(node.attrs["vectorizer"].obj)
+            if params:
+                out[pid] = params
+    return out
+
+
+def _narrowed(ctx: _Context, narrow: dict):
+    """(fitted narrower vectorizers by part, fit-row values with them in place): each is
+    refitted on the fit rows (and unlabelled rows), never on calibration rows."""
+    from sklearn.base import clone
+    replace, values = {}, dict(ctx.fit_values)
+    for pid, params in narrow.items():
+        node = ctx.graph[pid]
+        texts = evaluate(ctx.graph, [node.args[0]], ctx.fit_cache)[0]
+        vec = clone(node.attrs["vectorizer"].obj).set_params(**params)
+        try:
+            values[pid] = vec.fit_transform(texts)
+        except ValueError:  # e.g. no term left at min_df: keep the user's vectorizer
+            continue
+        replace[pid] = vec
+    return replace, values
+
+
+def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float, narrow=None):
     """Fit, measure and certify one candidate feature set; ((cascade graph, runner), (top-K
-    graph, runner)), each None when that use is not wanted."""
+    graph, runner)), each None when that use is not wanted. ``narrow``: {vectorize part:
+    parameters} of vectorizers replaced by narrower refitted copies."""
     graph, info, s, report = ctx.graph, ctx.info, ctx.s, ctx.report
     first = info.nodes[0]
     parts = chosen_parts(graph, first, chosen_groups)
-    choice, fitted = _fit_approximate(graph, info, parts, ctx.chain, ctx.fit_values,
+    replace, fit_values = _narrowed(ctx, narrow) if narrow else (None, ctx.fit_values)
+    if replace:
+        cand.narrowed = {graph[p].name: f"{graph[p].attrs['vectorizer'].obj.ngram_range} -> "
+                                        f"{v.ngram_range}" for p, v in replace.items()}
+        groups_cost = 0.0  # a bound for pruning tree variants: the narrowed groups cost less
+    choice, fitted = _fit_approximate(graph, info, parts, ctx.chain, fit_values,
                                       ctx.fit_labels, ctx.fit_full, s,
                                       n_validate=ctx.n_validate,
-                                      measure=_measures(ctx, chosen_groups, groups_cost),
+                                      measure=_measures(ctx, chosen_groups, groups_cost,
+                                                        replace),
                                       allowed=allowed_rate(s.accuracy_target, ctx.n_cal,
                                                            ctx.alpha_each))
     cand.approx_model = choice.name
     cand.approx_scores = choice.scores
     cand.approx_trials = [asdict(t) for t in choice.trials]
     ag = approximate_graph(graph, chosen_groups, choice.model, transforms=fitted,
-                           confidence=info.is_classifier)
+                           confidence=info.is_classifier, replace=replace)
     outs = evaluate(ag, ag.outputs, ctx.cal_cache)
     n_user = len(graph.outputs)
     for i in range(n_user):
@@ -558,7 +608,7 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
             runner = None
         else:
             kg = approximate_graph(graph, chosen_groups, choice.topk_model, transforms=fitted,
-                                   confidence=False)
+                                   confidence=False, replace=replace)
             k_outs = evaluate(kg, kg.outputs, ctx.cal_cache)
             runner = None
         if runner is None:

@@ -43,6 +43,8 @@ class Candidate:
     # row at that coverage): the one candidate certified is the cheapest by this
     validation_coverage: float | None = None
     validation_cost: float | None = None
+    # vectorizers replaced by narrower copies refitted on the fit rows: name -> "old -> new"
+    narrowed: dict = field(default_factory=dict)
     note: str = ""
 
 
@@ -106,6 +108,9 @@ class PlanReport:
         for i, c in enumerate(self.candidates):
             mark = "*" if i == self.cascade else ("k" if i == self.topk_candidate else " ")
             desc = f"   {mark}[{i}] budget {c.budget:.0%}: {{{', '.join(c.groups)}}}"
+            if c.narrowed:
+                desc += " narrowed (" + ", ".join(f"{k} n-grams {v}" for k, v in
+                                                   c.narrowed.items()) + ")"
             if c.approx_model:
                 desc += f"; model {c.approx_model}"
                 if len(c.approx_scores) > 1 and not c.approx_trials:
