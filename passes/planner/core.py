@@ -277,7 +277,9 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
     # take more calibration rows when enough remain to fit on (the bound, not the share,
     # is what keeps the guarantee)
     # (one candidate is certified, the one the fit rows expect cheapest: it gets all of alpha)
-    need = rows_needed(s.accuracy_target, ALPHA)
+    # (a user's trainer is not validated: every candidate is certified, alpha split)
+    need = rows_needed(s.accuracy_target, ALPHA if s.approximate_trainer is None
+                       else ALPHA / max(len(s.budgets), 1))
     if n_cal < need:
         n_cal = max(n_cal, min(int(1.5 * need), int(MAX_CALIBRATION_SHARE * n)))
     cal, rest = np.sort(perm[:n_cal]), perm[n_cal:]
@@ -384,7 +386,7 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
         for frac, chosen in cands:
             jobs.append((frac, chosen, None))
             narrow = _narrowable(graph, first, [groups[i] for i in chosen]) \
-                if s.cascades and s.narrow_vectorizers else {}
+                if s.cascades and s.narrow_vectorizers and s.approximate_trainer is None else {}
             if narrow:
                 jobs.append((frac, chosen, narrow))
         bar.total = bar.n + len(jobs)
