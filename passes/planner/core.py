@@ -11,16 +11,21 @@ Steps (each measured, each reported by ``PlanReport.explain``):
 2. Feature groups (``mloc_ir.groups``) and their cost per row on the backend that will run
    them; the full pipeline's cost on the same rows.
 3. Permutation importance of each group for the user's model.
-4. Candidate sets: knapsack on importance under several cost budgets.
+4. Candidate sets: knapsack on importance under several cost budgets; a set reading a text
+   vectorizer over a range of n-grams also gets a twin with that vectorizer narrowed
+   (refitted on the fit rows).
 5. Per candidate: an approximate model on the chosen groups (the user's family, refit on
-   labels or distilled from the full model's probabilities, chosen on fit rows by
-   ``approx.choose``; or ``approximate_trainer``), its approximate graph
-   (``passes.cascade``), the lowest confidence threshold certifying ``accuracy_target`` (``threshold``; alpha split
-   over candidates), its measured stage-1 cost, and the expected cost per row counting
-   everything a row pays: stage 1 for all rows, the full pipeline again for unconfident rows.
+   labels or distilled from the full model's probabilities, chosen on fit rows -- plus any
+   ``unlabeled`` rows -- by ``approx.choose``; or ``approximate_trainer``), its approximate
+   graph (``passes.cascade``), its validation coverage and expected cost on fit rows. The
+   candidate the fit rows expect cheapest is the one certified: the lowest confidence
+   threshold certifying ``accuracy_target`` (``threshold``, all of alpha; with a user's
+   trainer, which is not validated, every candidate is certified with alpha split), its
+   measured stage-1 cost, and the expected cost per row counting everything a row pays:
+   stage 1 for all rows, the full pipeline again for unconfident rows.
    With ``top_k``, the candidate ratio K'/K (``passes.topk``) and the expected cost of a query.
-6. The cheapest candidate wins when it beats the full pipeline by ``min_speedup``; otherwise
-   no cascade (no filter).
+6. The certified candidate wins when it beats the full pipeline by ``min_speedup``;
+   otherwise no cascade (the top-K filter: the cheapest candidate, or none).
 """
 from __future__ import annotations
 
