@@ -81,6 +81,8 @@ WORD_TFIDF, CHAR_TFIDF, CLASSIFIER = cached_model(
     data_path=data_file("tweets/labeled_data.csv", SOURCE_URL), C=4.0, **_SIZES)
 #: Training rows the model never saw: where mloc's cascade planner certifies its agreement.
 PLANNING = TRAIN.iloc[_SIZES["n_rows"]:]
+#: The rows the model was trained on (unlabelled, a planner may distil on them).
+MODEL_ROWS = TRAIN.iloc[:_SIZES["n_rows"]]
 
 
 def main() -> None:

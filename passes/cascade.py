@@ -112,12 +112,29 @@ def _library(model) -> str:
     return "lightgbm" if mod == "lightgbm" else mod
 
 
+def narrower_vectorizer(vectorizer) -> dict | None:
+    """Parameters of a cheaper copy of a text vectorizer with an n-gram range (half the range:
+    word 1-2-grams -> unigrams, char 2-6-grams -> 2-4-grams), or None when it has none to
+    narrow (a single n, a fixed vocabulary, a callable analyzer)."""
+    params = vectorizer.get_params() if hasattr(vectorizer, "get_params") else {}
+    ngram = params.get("ngram_range")
+    if not ngram or params.get("vocabulary") is not None or \
+            params.get("analyzer") not in ("word", "char", "char_wb"):
+        return None
+    lo, hi = ngram
+    if hi <= lo:
+        return None
+    return {"ngram_range": (lo, lo + (hi - lo) // 2)}
+
+
 def approximate_graph(graph, groups: list[FeatureGroup], approx_model, *,
-                      transforms: list = (), confidence: bool = True):
+                      transforms: list = (), confidence: bool = True, replace=None):
     """The approximate graph of a cascade (see the module docstring).
 
     ``transforms`` are fitted row transforms for the chosen columns, one per transform the
     original pipeline applies between its stack and its model (in the same order).
+    ``replace`` maps a chosen ``vectorize`` part to a fitted vectorizer to use instead (a
+    cheaper one, ``narrower_vectorizer``; it reads the same text).
     ``graph.meta["cascade"]`` of the result records the chosen groups and, with
     ``confidence``, the position of the probability output.
     """
@@ -129,6 +146,17 @@ def approximate_graph(graph, groups: list[FeatureGroup], approx_model, *,
         raise PlanError(f"the pipeline applies {len(chain)} transform(s) before its model; "
                         f"{len(transforms)} refitted transform(s) were given")
     parts = chosen_parts(g, first, groups)
+    for pid, vec in (replace or {}).items():
+        old = g[pid]
+        if old.op != "vectorize" or pid not in parts:
+            raise PlanError(f"%{old.name} is not a chosen vectorizer part")
+        width = int(vec.transform(np.array([""], dtype=object)).shape[1])
+        new = g.add("vectorize", list(old.args),
+                    {**old.attrs, "vectorizer": Ref(old.attrs["vectorizer"].name + "_approx",
+                                                    vec)},
+                    Type.sparse(width, old.type.dtype or "f64"), name=old.name + "_approx",
+                    loc=old.loc)
+        parts = [new.id if p == pid else p for p in parts]
     x = g.add("stack", parts, {}, stack_type(g, parts), name="approx_X", loc=g[first].loc)
     for old, fitted in zip(chain, transforms):
         width = np.asarray(fitted.transform(np.ones((1, x.type.width)))).shape[1]

@@ -183,3 +183,69 @@ def test_distilled_cascade_meets_its_target_on_fresh_rows():
     test, _ = _data(20000, 4)
     ref = pipeline(**test)
     assert np.mean((cp(**test) > 0.5) == (ref > 0.5)) >= 0.99
+
+
+def test_unlabeled_rows_fit_only_and_the_guarantee_holds_on_fresh_rows(monkeypatch):
+    """``unlabeled=`` rows are appended to the fit rows for distilling: they train the
+    approximate model, never validate it (validation is on planning rows, like the calibration
+    rows) and never calibrate; the cascade still meets its target on fresh rows, and the
+    never-approximate threshold gives the full pipeline's results."""
+    from runtime.cascade import NEVER
+    cols, y = _data(4000, 5)
+    extra, _ = _data(3000, 6)
+    extra_ids = set(extra["a"].tolist())
+    cal = np.sort(np.random.default_rng(0).permutation(4000)[:2000])
+    cal_ids = set(cols["a"][cal].tolist())
+    fitted, judged = [], []
+    real_choose = approx.choose
+
+    def choose(options, X, *args, assess=None, **kw):
+        fitted.append(X[:, 0].copy())
+
+        def spy(v, model, val, cov):
+            judged.append(X[val, 0].copy())
+            return assess(v, model, val, cov)
+        return real_choose(options, X, *args, assess=spy, **kw)
+    from passes.planner import core
+    monkeypatch.setattr(core.approx_mod, "choose", choose)
+    cp = mloc_ir.compile(pipeline, train=(cols, y), cascades=True, accuracy_target=0.99,
+                         backend="interpreted", min_speedup=0.0, budgets=(0.5,),
+                         unlabeled=extra, progress=False)
+    r = cp.report
+    assert r.n_unlabeled == 3000 and r.n_fit == 2000 and r.n_calibration == 2000
+    assert fitted and judged
+    assert len(fitted[0]) == 5000 and extra_ids <= set(fitted[0].tolist())
+    for values in fitted + judged:
+        assert not cal_ids.intersection(values.tolist())
+    for values in judged:
+        assert not extra_ids.intersection(values.tolist())
+    assert "3000 unlabelled rows" in cp.explain()
+    if cp.approx is None:
+        pytest.skip(cp.report.no_cascade)
+    test, _ = _data(20000, 7)
+    ref = pipeline(**test)
+    assert np.mean((cp(**test) > 0.5) == (ref > 0.5)) >= 0.99
+    np.testing.assert_array_equal(cp.with_threshold(NEVER)(**test), cp.full(**test))
+
+
+def test_unlabeled_must_be_columns():
+    cols, y = _data(3000, 2)
+    with pytest.raises(PlanError, match="unlabeled"):
+        mloc_ir.compile(pipeline, train=(cols, y), cascades=True, accuracy_target=0.99,
+                        backend="interpreted", budgets=(0.5,), unlabeled=[1, 2, 3])
+
+
+def test_calibration_share_with_enough_unlabeled_rows():
+    """With at least as many unlabelled rows as planning rows, the planning rows' fit share
+    only validates: calibration takes MAX_CALIBRATION_SHARE of them unless the user set a
+    share."""
+    from passes.planner.core import MAX_CALIBRATION_SHARE
+    cols, y = _data(3000, 8)
+    extra, _ = _data(3000, 9)
+    kw = dict(train=(cols, y), cascades=True, accuracy_target=0.99, backend="interpreted",
+              min_speedup=0.0, budgets=(0.5,), unlabeled=extra, progress=False)
+    cp = mloc_ir.compile(pipeline, **kw)
+    assert cp.report.n_calibration == int(MAX_CALIBRATION_SHARE * 3000)
+    assert cp.report.n_fit == 3000 - cp.report.n_calibration
+    cp = mloc_ir.compile(pipeline, calibration_fraction=0.5, **kw)
+    assert cp.report.n_calibration == 1500

@@ -193,18 +193,37 @@ def test_planner_fits_run_on_one_thread_and_keep_the_users_setting():
 
 
 def test_calibration_share_grows_to_what_the_target_needs():
-    """At 0.999 with three budgets, certifying needs ~4,100 calibration rows: of 6,000 planning
-    rows the default half could never certify, so the planner takes more."""
+    """At 0.999 certifying needs ~3,000 calibration rows (one candidate is certified, with all
+    of alpha): of 5,000 planning rows the default half could never certify, so the planner
+    takes more."""
     from passes.planner.core import ALPHA
     from passes.planner.threshold import rows_needed
     rng = np.random.default_rng(5)
-    n = 6000
+    n = 5000
     cols = {"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.normal(size=n)}
     y = (cols["a"] > 0).astype(int)
-    need = rows_needed(0.999, ALPHA / 3)
+    need = rows_needed(0.999, ALPHA)
     assert n // 2 < need <= int(0.7 * n)
     cp = mloc_ir.compile(predict_with_unread, train=(cols, y), cascades=True,
                          accuracy_target=0.999, backend="interpreted", min_speedup=0.0,
                          budgets=(0.2, 0.4, 0.6), progress=False, importance_rows=300,
                          repeats=1, timing_rows=300)
     assert cp.report.n_calibration >= need
+
+
+def test_one_candidate_certified_the_one_validation_expects_cheapest():
+    """Candidates are compared on the fit rows (validation coverage, measured costs); only the
+    cheapest there is certified on the calibration rows, so its test keeps all of alpha."""
+    cols, y = data(8000, 6)
+    cp = mloc_ir.compile(predict, train=(cols, y), cascades=True, accuracy_target=0.99,
+                         backend="interpreted", min_speedup=0.0, budgets=(0.2, 0.4, 0.6, 0.8),
+                         progress=False, importance_rows=500, repeats=1, timing_rows=500)
+    cands = cp.report.candidates
+    assert len(cands) >= 2
+    certified = [i for i, c in enumerate(cands) if c.agreement_bound is not None]
+    assert len(certified) == 1
+    best = min(range(len(cands)), key=lambda i: cands[i].validation_cost)
+    assert certified == [best]
+    assert all("not certified" in c.note for i, c in enumerate(cands) if i != best)
+    if cp.approx is not None:
+        assert cp.report.cascade == best

@@ -339,7 +339,7 @@ def _best(trials: list[Trial], key) -> Trial | None:
 def choose(options: list[Variant], X, labels, proba, full_class, target: float,
            seed: int = 0, assess: Callable | None = None, prune: Callable | None = None,
            want_cascade: bool = True, want_topk: bool = False,
-           allowed_rate: float | None = None) -> Choice:
+           allowed_rate: float | None = None, n_validate: int | None = None) -> Choice:
     """Fit each variant on part of the fit rows, judge it on the rest, refit the cheapest on
     all of them. ``proba``/``full_class``: the full model's class probabilities and class
     positions on the fit rows (None for a regressor: no coverage, top-K only).
@@ -347,7 +347,8 @@ def choose(options: list[Variant], X, labels, proba, full_class, target: float,
     ``assess(variant, model, validation_positions, coverage) -> Assessment`` measures a fitted
     variant (costs in seconds); without it the variant answering most validation rows wins.
     ``prune(variant, trials so far) -> str | None`` may skip a variant before it is fitted
-    (the reason is reported). The cascade's model is the one with the
+    (the reason is reported). ``n_validate``: only the first rows may validate (the rest,
+    unlabelled rows, always train). The cascade's model is the one with the
     lowest expected cost per row, the top-K filter's the one with the lowest expected query
     cost (``want_cascade`` / ``want_topk``: which are asked for).
     """
@@ -362,11 +363,13 @@ def choose(options: list[Variant], X, labels, proba, full_class, target: float,
 
     n = X.shape[0]
     everything = np.arange(n)
-    parts = split(n, seed) if len(options) > 1 else None
+    n_val_pool = n if n_validate is None else min(int(n_validate), n)
+    parts = split(n_val_pool, seed) if len(options) > 1 else None
     if parts is None:
         m = fit(options[0], everything)
         return Choice(m, options[0].name, topk_model=m, topk_name=options[0].name)
     tr, val = parts
+    tr = np.concatenate([tr, np.arange(n_val_pool, n)])
     trials: list[Trial] = []
     # smallest first: they bound the rest (stable: otherwise in the given order)
     order = sorted(options, key=lambda v: 1.0 if v.size is None else v.size)

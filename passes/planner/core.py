@@ -11,16 +11,21 @@ Steps (each measured, each reported by ``PlanReport.explain``):
 2. Feature groups (``mloc_ir.groups``) and their cost per row on the backend that will run
    them; the full pipeline's cost on the same rows.
 3. Permutation importance of each group for the user's model.
-4. Candidate sets: knapsack on importance under several cost budgets.
+4. Candidate sets: knapsack on importance under several cost budgets; a set reading a text
+   vectorizer over a range of n-grams also gets a twin with that vectorizer narrowed
+   (refitted on the fit rows).
 5. Per candidate: an approximate model on the chosen groups (the user's family, refit on
-   labels or distilled from the full model's probabilities, chosen on fit rows by
-   ``approx.choose``; or ``approximate_trainer``), its approximate graph
-   (``passes.cascade``), the lowest confidence threshold certifying ``accuracy_target`` (``threshold``; alpha split
-   over candidates), its measured stage-1 cost, and the expected cost per row counting
-   everything a row pays: stage 1 for all rows, the full pipeline again for unconfident rows.
+   labels or distilled from the full model's probabilities, chosen on fit rows -- plus any
+   ``unlabeled`` rows -- by ``approx.choose``; or ``approximate_trainer``), its approximate
+   graph (``passes.cascade``), its validation coverage and expected cost on fit rows. The
+   candidate the fit rows expect cheapest is the one certified: the lowest confidence
+   threshold certifying ``accuracy_target`` (``threshold``, all of alpha; with a user's
+   trainer, which is not validated, every candidate is certified with alpha split), its
+   measured stage-1 cost, and the expected cost per row counting everything a row pays:
+   stage 1 for all rows, the full pipeline again for unconfident rows.
    With ``top_k``, the candidate ratio K'/K (``passes.topk``) and the expected cost of a query.
-6. The cheapest candidate wins when it beats the full pipeline by ``min_speedup``; otherwise
-   no cascade (no filter).
+6. The certified candidate wins when it beats the full pipeline by ``min_speedup``;
+   otherwise no cascade (the top-K filter: the cheapest candidate, or none).
 """
 from __future__ import annotations
 
@@ -37,11 +42,11 @@ from mloc_ir.interpreter import run_node
 from mloc_ir.ops import OPS
 
 from .. import topk as topk_mod
-from ..cascade import approximate_graph, chosen_parts, stack_type, subgraph, transform_chain, \
-    with_confidence
+from ..cascade import approximate_graph, chosen_parts, narrower_vectorizer, stack_type, \
+    subgraph, transform_chain, with_confidence
 from . import approx as approx_mod
 from . import cost as cost_mod
-from .evaluate import bind, evaluate, take, unbind
+from .evaluate import bind, concat, evaluate, take, unbind
 from .importance import permutation_importance
 from .knapsack import DEFAULT_BUDGETS, candidate_sets
 from .models import PlanError, as_probabilities, confidence, find_model, predicted_class, \
@@ -76,6 +81,8 @@ class Planned:
 #: The largest share of the planning rows taken for calibration when the configured share is
 #: too small to certify the accuracy target (the rest fit the approximate models).
 MAX_CALIBRATION_SHARE = 0.7
+#: The default share of the planning rows taken for calibration.
+CALIBRATION_SHARE = 0.5
 
 
 @dataclass
@@ -87,7 +94,11 @@ class Settings:
     seed: int = 0
     backend: str = "compiled"
     threads: int | None = None
-    calibration_fraction: float = 0.5
+    #: share of the planning rows that calibrate (None: ``CALIBRATION_SHARE``, or
+    #: ``MAX_CALIBRATION_SHARE`` when at least as many ``unlabeled`` rows fit the approximate
+    #: models: the planning rows' fit share then only validates, and more calibration rows
+    #: tolerate more disagreements at the same certified target)
+    calibration_fraction: float | None = None
     importance_rows: int = 2000
     repeats: int = 5
     budgets: tuple = DEFAULT_BUDGETS
@@ -96,6 +107,13 @@ class Settings:
     tree_fractions: tuple = approx_mod.TREE_FRACTIONS
     topk_precision: float = 0.95
     progress: bool | None = None
+    #: unlabelled rows (the pipeline's keyword arguments) the approximate models may also fit
+    #: on, distilled from the full pipeline's answers (a label-refit takes its classes); never
+    #: calibration, validation, importance or timing rows. The model's own training rows are
+    #: fine here: only the calibration rows must be new to it.
+    unlabeled: Any = None
+    #: also try each candidate with its text vectorizers narrowed (``narrower_vectorizer``)
+    narrow_vectorizers: bool = True
 
 
 def check_settings(s: Settings) -> None:
@@ -111,8 +129,11 @@ def check_settings(s: Settings) -> None:
                         f"{type(s.approximate_trainer).__name__}")
     if s.backend not in cost_mod.BACKENDS:
         raise PlanError(f"unknown cost backend {s.backend!r}; one of {', '.join(cost_mod.BACKENDS)}")
-    if not (0.0 < s.calibration_fraction < 1.0):
+    if s.calibration_fraction is not None and not (0.0 < s.calibration_fraction < 1.0):
         raise PlanError("calibration_fraction must be between 0 and 1")
+    if s.unlabeled is not None and not hasattr(s.unlabeled, "keys"):
+        raise PlanError("unlabeled must be a dict of the pipeline's arguments (columns), got "
+                        f"{type(s.unlabeled).__name__}")
     fr = s.tree_fractions
     if not isinstance(fr, (tuple, list)) or not all(
             isinstance(f, (int, float)) and not isinstance(f, bool) and 0.0 < f < 1.0
@@ -165,7 +186,7 @@ def _check_graph(graph, s: Settings, info) -> None:
 
 
 def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Settings,
-                     measure=None, allowed=None):
+                     measure=None, allowed=None, n_validate=None):
     """Refitted transforms and the approximate model (``approx.Choice``) on the fit rows'
     chosen columns; ``fit_full``: the full model's (probabilities, classes) there.
     ``measure(transforms) -> (assess, prune)``: the cost measurements ``approx.choose`` uses;
@@ -187,7 +208,8 @@ def _fit_approximate(graph, info, parts, chain, values, labels, fit_full, s: Set
     choice = approx_mod.choose(options, X, labels, proba, classes, s.accuracy_target,
                                seed=s.seed, assess=assess, prune=prune,
                                want_cascade=s.cascades and fit_full is not None,
-                               want_topk=s.top_k is not None, allowed_rate=allowed)
+                               want_topk=s.top_k is not None, allowed_rate=allowed,
+                               n_validate=n_validate)
     _check_approx_model(info, choice.model)
     if choice.topk_model is not choice.model:
         _check_approx_model(info, choice.topk_model)
@@ -250,11 +272,21 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
     # 1. split rows
     rng = np.random.default_rng(s.seed)
     perm = rng.permutation(n)
-    n_cal = int(n * s.calibration_fraction)
+    u_bound = None
+    if s.unlabeled is not None and s.cascades and info.is_classifier:
+        u_bound = bind(graph, {k: s.unlabeled[k] for k in s.unlabeled.keys()})
+    n_u = len(next(iter(u_bound.values()))) if u_bound else 0
+    share = s.calibration_fraction
+    if share is None:
+        share = MAX_CALIBRATION_SHARE if n_u >= n else CALIBRATION_SHARE
+    n_cal = int(n * share)
     # a share too small to certify the target even with no disagreement wastes the plan:
     # take more calibration rows when enough remain to fit on (the bound, not the share,
     # is what keeps the guarantee)
-    need = rows_needed(s.accuracy_target, ALPHA / max(len(s.budgets), 1))
+    # (one candidate is certified, the one the fit rows expect cheapest: it gets all of alpha)
+    # (a user's trainer is not validated: every candidate is certified, alpha split)
+    need = rows_needed(s.accuracy_target, ALPHA if s.approximate_trainer is None
+                       else ALPHA / max(len(s.budgets), 1))
     if n_cal < need:
         n_cal = max(n_cal, min(int(1.5 * need), int(MAX_CALIBRATION_SHARE * n)))
     cal, rest = np.sort(perm[:n_cal]), perm[n_cal:]
@@ -327,26 +359,71 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
         # scores a top-K filter is judged against while choosing its model
         fit_cache = rows_of(fit)
         full_fit = evaluate(probe, probe.outputs, fit_cache)
+        fit_values = {p: take(values[p], fit) for p in part_ids}
+        fit_labels = labels[fit]
+        n_unlabeled = 0
+        if u_bound is not None:
+            # more rows to distil on (appended after the fit rows; they validate nothing)
+            u_values = dict(zip(part_ids, evaluate(graph, part_ids, u_bound)))
+            u_cache = {**u_bound, **u_values}
+            n_unlabeled = len(next(iter(u_bound.values()))) if u_bound else 0
+            u_full = evaluate(probe, probe.outputs, u_cache)
+            u_class = predicted_class(u_full[conf_out])
+            fit_values = {p: concat(fit_values[p], u_values[p]) for p in part_ids}
+            fit_labels = np.concatenate([
+                fit_labels, info.classes[u_class] if info.classes is not None else u_class])
+            fit_cache = {k: concat(v, u_cache[k]) for k, v in fit_cache.items()}
+            full_fit = [concat(a, b) for a, b in zip(full_fit, u_full)]
+        report.n_unlabeled = n_unlabeled
         ctx = _Context(graph=graph, info=info, s=s, chain=transform_chain(graph, first)[0],
-                       fit_values={p: take(values[p], fit) for p in part_ids},
-                       fit_labels=labels[fit], fit_cache=fit_cache,
+                       fit_values=fit_values, n_validate=len(fit),
+                       fit_labels=fit_labels, fit_cache=fit_cache,
                        fit_scores=(np.asarray(full_fit[0], np.float64)
                                    if s.top_k is not None else None),
                        fit_full=((as_probabilities(full_fit[conf_out]),
                                   predicted_class(full_fit[conf_out]))
                                  if info.is_classifier else None),
                        cal_cache=cal_cache, full_cal=full_cal, full_class=full_class,
-                       label_pos_cal=label_pos[cal], alpha_each=ALPHA / max(len(cands), 1),
+                       label_pos_cal=label_pos[cal], alpha_each=ALPHA,
                        report=report, kw_time=kw_time, n_time=len(timing), n_cal=len(cal),
                        model_cost=max(report.full_cost - overhead - float(sum(costs)), 0.0))
-        built = []  # per candidate: ((graph, runner) of the cascade, (graph, runner) of top-K)
+        # each candidate with a text vectorizer over a range of n-grams gets a twin whose
+        # vectorizer is narrowed (refitted on the fit rows): cheaper, if less sure
+        jobs = []
         for frac, chosen in cands:
+            jobs.append((frac, chosen, None))
+            narrow = _narrowable(graph, first, [groups[i] for i in chosen]) \
+                if s.cascades and s.narrow_vectorizers and s.approximate_trainer is None else {}
+            if narrow:
+                jobs.append((frac, chosen, narrow))
+        bar.total = bar.n + len(jobs)
+        bar.refresh()
+        built = []  # per candidate: ((graph, runner) of the cascade, (graph, runner) of top-K)
+        for frac, chosen, narrow in jobs:
             cand = Candidate([groups[i].name for i in chosen], frac,
                              float(sum(imp_mean[i] for i in chosen)))
             report.candidates.append(cand)
             built.append(_evaluate_candidate(ctx, cand, [groups[i] for i in chosen],
-                                             float(sum(costs[i] for i in chosen))))
+                                             float(sum(costs[i] for i in chosen)),
+                                             narrow=narrow))
             bar.update(1)
+        if s.cascades:
+            # certify one candidate only, chosen on the fit rows (validation coverage and
+            # measured costs): the calibration rows choose nothing, and the one test gets all
+            # of alpha (certifying every candidate would split alpha among them)
+            # (without validation results -- a user's trainer, too few fit rows -- every
+            # candidate is certified, alpha split among them)
+            pick = _validation_pick(report.candidates)
+            if pick is None:
+                ctx.alpha_each = ALPHA / max(len(cands), 1)
+            for i, (cand, b) in enumerate(zip(report.candidates, built)):
+                if pick is None or i == pick:
+                    built[i] = (_certify(ctx, cand, b[0]), b[1])
+                else:
+                    built[i] = (None, b[1])
+                    if b[0] is not None:
+                        cand.note = (f"not certified: the fit rows expect candidate [{pick}] "
+                                     "to be cheaper")
     finally:
         bar.close()
 
@@ -371,6 +448,7 @@ class _Context:
     chain: list
     fit_values: dict  # part id -> values on the fit rows
     fit_labels: np.ndarray
+    n_validate: int  # the fit rows proper (first); unlabeled rows after them only fit
     fit_cache: dict  # inputs and part values of the fit rows
     fit_scores: np.ndarray | None  # the full pipeline's score on the fit rows (top-K only)
     fit_full: tuple | None  # (probabilities, class positions) of the full model on fit rows
@@ -414,7 +492,7 @@ def _topk_query_cost(ctx: _Context, stage1: float, ratio: float) -> float:
     return n * stage1 + kp * ctx.report.full_cost
 
 
-def _measures(ctx: _Context, chosen_groups, groups_cost: float):
+def _measures(ctx: _Context, chosen_groups, groups_cost: float, replace=None):
     """``measure(transforms) -> (assess, prune)`` for ``approx.choose`` on one candidate."""
     s, report = ctx.s, ctx.report
 
@@ -423,7 +501,7 @@ def _measures(ctx: _Context, chosen_groups, groups_cost: float):
 
         def assess(variant, model, val, cov):
             ag = approximate_graph(ctx.graph, chosen_groups, model, transforms=transforms,
-                                   confidence=False)
+                                   confidence=False, replace=replace)
             if variant.size is None and sizeless:
                 stage1 = sizeless[0]  # same family, same columns: same cost, no compile
             else:
@@ -465,22 +543,59 @@ def _measures(ctx: _Context, chosen_groups, groups_cost: float):
     return measure
 
 
-def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
+def _narrowable(graph, model_id, chosen_groups) -> dict:
+    """{vectorize part: parameters of its narrower copy} among a candidate's parts."""
+    out = {}
+    for pid in chosen_parts(graph, model_id, chosen_groups):
+        node = graph[pid]
+        if node.op == "vectorize":
+            params = narrower_vectorizer(node.attrs["vectorizer"].obj)
+            if params:
+                out[pid] = params
+    return out
+
+
+def _narrowed(ctx: _Context, narrow: dict):
+    """(fitted narrower vectorizers by part, fit-row values with them in place): each is
+    refitted on the fit rows (and unlabelled rows), never on calibration rows."""
+    from sklearn.base import clone
+    replace, values = {}, dict(ctx.fit_values)
+    for pid, params in narrow.items():
+        node = ctx.graph[pid]
+        texts = evaluate(ctx.graph, [node.args[0]], ctx.fit_cache)[0]
+        vec = clone(node.attrs["vectorizer"].obj).set_params(**params)
+        try:
+            values[pid] = vec.fit_transform(texts)
+        except ValueError:  # e.g. no term left at min_df: keep the user's vectorizer
+            continue
+        replace[pid] = vec
+    return replace, values
+
+
+def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float, narrow=None):
     """Fit, measure and certify one candidate feature set; ((cascade graph, runner), (top-K
-    graph, runner)), each None when that use is not wanted."""
+    graph, runner)), each None when that use is not wanted. ``narrow``: {vectorize part:
+    parameters} of vectorizers replaced by narrower refitted copies."""
     graph, info, s, report = ctx.graph, ctx.info, ctx.s, ctx.report
     first = info.nodes[0]
     parts = chosen_parts(graph, first, chosen_groups)
-    choice, fitted = _fit_approximate(graph, info, parts, ctx.chain, ctx.fit_values,
+    replace, fit_values = _narrowed(ctx, narrow) if narrow else (None, ctx.fit_values)
+    if replace:
+        cand.narrowed = {graph[p].name: f"{graph[p].attrs['vectorizer'].obj.ngram_range} -> "
+                                        f"{v.ngram_range}" for p, v in replace.items()}
+        groups_cost = 0.0  # a bound for pruning tree variants: the narrowed groups cost less
+    choice, fitted = _fit_approximate(graph, info, parts, ctx.chain, fit_values,
                                       ctx.fit_labels, ctx.fit_full, s,
-                                      measure=_measures(ctx, chosen_groups, groups_cost),
+                                      n_validate=ctx.n_validate,
+                                      measure=_measures(ctx, chosen_groups, groups_cost,
+                                                        replace),
                                       allowed=allowed_rate(s.accuracy_target, ctx.n_cal,
                                                            ctx.alpha_each))
     cand.approx_model = choice.name
     cand.approx_scores = choice.scores
     cand.approx_trials = [asdict(t) for t in choice.trials]
     ag = approximate_graph(graph, chosen_groups, choice.model, transforms=fitted,
-                           confidence=info.is_classifier)
+                           confidence=info.is_classifier, replace=replace)
     outs = evaluate(ag, ag.outputs, ctx.cal_cache)
     n_user = len(graph.outputs)
     for i in range(n_user):
@@ -490,6 +605,61 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
                             f"{np.shape(ctx.full_cal[i])}: the approximate model must answer "
                             "like the user's model")
     cascade = topk = None
+    if s.cascades:
+        cascade = (ag, outs)  # certified later, when this candidate is the one chosen
+        v = [t for t in cand.approx_trials if t["name"] == choice.name]
+        cand.validation_cost = v[0]["cascade_cost"] if v else None
+        cand.validation_coverage = choice.scores.get(choice.name)
+    if s.top_k is not None:
+        cand.topk_model = choice.topk_name
+        if choice.topk_model is choice.model:
+            kg, k_outs = ag, outs
+            runner = None
+        else:
+            kg = approximate_graph(graph, chosen_groups, choice.topk_model, transforms=fitted,
+                                   confidence=False, replace=replace)
+            k_outs = evaluate(kg, kg.outputs, ctx.cal_cache)
+            runner = None
+        if runner is None:
+            runner = cost_mod.runner(kg, s.backend, s.threads)
+        stage1 = cost_mod.positive(cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
+        cand.topk_stage1_cost = stage1
+        if kg is ag:
+            cand.stage1_cost = stage1
+            cascade = (ag, outs, runner)
+        rc = topk_mod.choose_ratio(ctx.full_cal[0], k_outs[0], s.top_k,
+                                   precision=s.topk_precision, seed=s.seed)
+        cand.topk_ratio = rc.ratio
+        cand.topk_precision = rc.heldout_precision
+        cand.topk_speedup = ctx.n_cal * report.full_cost / _topk_query_cost(ctx, stage1, rc.ratio)
+        topk = (kg, runner, (np.asarray(ctx.full_cal[0], np.float64),
+                             np.asarray(k_outs[0], np.float64)))
+    return cascade, topk
+
+
+def _validation_pick(cands) -> int | None:
+    """The candidate whose cascade the fit rows expect cheapest (validation coverage and
+    measured stage-1 cost; the most validation coverage when costs were not measured); None
+    when some candidate has no validation result."""
+    costed = [i for i, c in enumerate(cands) if c.validation_cost is not None]
+    if costed:
+        return min(costed, key=lambda i: cands[i].validation_cost)
+    covered = [i for i, c in enumerate(cands) if c.validation_coverage is not None]
+    if len(covered) == len(cands) and covered:
+        return max(covered, key=lambda i: cands[i].validation_coverage)
+    return None
+
+
+def _certify(ctx: _Context, cand, pending):
+    """The lowest threshold certifying the target on the calibration rows for this candidate
+    (``pending``: its approximate graph, its outputs there, and its runner when timed
+    already); (graph, runner) of the cascade, or None when no threshold certifies."""
+    if pending is None:
+        return None
+    ag, outs = pending[0], pending[1]
+    runner = pending[2] if len(pending) > 2 else None
+    s, info, report = ctx.s, ctx.info, ctx.report
+    cascade = None
     if s.cascades:
         conf_idx = ag.meta["cascade"]["confidence_output"]
         conf = confidence(outs[conf_idx])
@@ -511,37 +681,15 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
             cascade_class = np.where(confident, approx_class, ctx.full_class)
             cand.accuracy_full = float(np.mean(ctx.full_class == y))
             cand.accuracy_cascade = float(np.mean(cascade_class == y))
-            runner = cost_mod.runner(ag, s.backend, s.threads)
-            cand.stage1_cost = cost_mod.positive(
-                cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
+            if runner is None:
+                runner = cost_mod.runner(ag, s.backend, s.threads)
+                cand.stage1_cost = cost_mod.positive(
+                    cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
             cand.expected_cost = cand.stage1_cost + \
                 (1.0 - cand.confident_fraction) * report.full_cost
             cand.speedup = report.full_cost / cand.expected_cost
             cascade = (ag, runner)
-    if s.top_k is not None:
-        cand.topk_model = choice.topk_name
-        if choice.topk_model is choice.model:
-            kg, k_outs = ag, outs
-            runner = cascade[1] if cascade is not None else None
-        else:
-            kg = approximate_graph(graph, chosen_groups, choice.topk_model, transforms=fitted,
-                                   confidence=False)
-            k_outs = evaluate(kg, kg.outputs, ctx.cal_cache)
-            runner = None
-        if runner is None:
-            runner = cost_mod.runner(kg, s.backend, s.threads)
-        stage1 = cost_mod.positive(cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
-        cand.topk_stage1_cost = stage1
-        if cand.stage1_cost is None and kg is ag:
-            cand.stage1_cost = stage1
-        rc = topk_mod.choose_ratio(ctx.full_cal[0], k_outs[0], s.top_k,
-                                   precision=s.topk_precision, seed=s.seed)
-        cand.topk_ratio = rc.ratio
-        cand.topk_precision = rc.heldout_precision
-        cand.topk_speedup = ctx.n_cal * report.full_cost / _topk_query_cost(ctx, stage1, rc.ratio)
-        topk = (kg, runner, (np.asarray(ctx.full_cal[0], np.float64),
-                             np.asarray(k_outs[0], np.float64)))
-    return cascade, topk
+    return cascade
 
 
 def _choose(planned: Planned, s: Settings, built) -> None:

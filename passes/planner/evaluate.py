@@ -49,6 +49,23 @@ def take(value, rows: np.ndarray):
     return np.asarray(value)[rows]
 
 
+def concat(a, b):
+    """Rows of ``a`` then rows of ``b`` (two values of the same node, as ``take`` gives them)."""
+    if isinstance(a, dict):
+        return {k: concat(a[k], b[k]) for k in a}
+    if np.ndim(a) == 0 and not hasattr(a, "shape"):
+        return a
+    if hasattr(a, "tocsr") and not isinstance(a, np.ndarray):
+        import scipy.sparse
+        return scipy.sparse.vstack([a.tocsr(), b.tocsr()]).tocsr()
+    a, b = np.asarray(a), np.asarray(b)
+    if a.dtype == object or b.dtype == object:
+        out = np.empty((len(a) + len(b),) + a.shape[1:], dtype=object)
+        out[:len(a)], out[len(a):] = a, b
+        return out
+    return np.concatenate([a, b])
+
+
 def unbind(graph, bound: dict[int, np.ndarray]) -> dict[str, Any]:
     """Keyword arguments (columns, and dicts of columns for DataFrame parameters) giving
     ``bound`` when bound again: how the planner calls compiled pipelines on a row subset."""

@@ -39,6 +39,12 @@ class Candidate:
     approx_trials: list = field(default_factory=list)
     topk_model: str = ""  # how the top-K filter's model was trained
     topk_stage1_cost: float | None = None  # seconds per row of the top-K filter
+    # the cascade the fit rows expect (validation coverage of the chosen model, the cost per
+    # row at that coverage): the one candidate certified is the cheapest by this
+    validation_coverage: float | None = None
+    validation_cost: float | None = None
+    # vectorizers replaced by narrower copies refitted on the fit rows: name -> "old -> new"
+    narrowed: dict = field(default_factory=dict)
     note: str = ""
 
 
@@ -54,6 +60,7 @@ class PlanReport:
     n_fit: int = 0
     n_importance: int = 0
     n_calibration: int = 0
+    n_unlabeled: int = 0  # unlabelled rows the approximate models also fit on
     full_cost: float = 0.0
     groups: list[GroupStat] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
@@ -87,7 +94,9 @@ class PlanReport:
                  + (f" ({self.n_classes} classes)" if self.n_classes else "")
                  + f"; costs measured on the {self.backend} backend, seed {self.seed}",
                  f"  rows: {self.n_fit} fit the approximate models, {self.n_importance} measure "
-                 f"importance, {self.n_calibration} calibrate thresholds",
+                 f"importance, {self.n_calibration} calibrate thresholds"
+                 + (f"; {self.n_unlabeled} unlabelled rows also fit (distilled)"
+                    if self.n_unlabeled else ""),
                  f"  full pipeline: {self.full_cost * us:.3f} us/row",
                  "  feature groups (cost us/row, permutation importance +- std over repeats):"]
         width = max([len(g.name) for g in self.groups] + [5])
@@ -99,6 +108,9 @@ class PlanReport:
         for i, c in enumerate(self.candidates):
             mark = "*" if i == self.cascade else ("k" if i == self.topk_candidate else " ")
             desc = f"   {mark}[{i}] budget {c.budget:.0%}: {{{', '.join(c.groups)}}}"
+            if c.narrowed:
+                desc += " narrowed (" + ", ".join(f"{k} n-grams {v}" for k, v in
+                                                   c.narrowed.items()) + ")"
             if c.approx_model:
                 desc += f"; model {c.approx_model}"
                 if len(c.approx_scores) > 1 and not c.approx_trials:
@@ -106,6 +118,9 @@ class PlanReport:
                         f"{k} {v:.1%}" for k, v in c.approx_scores.items()) + ")"
             if c.stage1_cost is not None:
                 desc += f"; stage 1 {c.stage1_cost * us:.3f} us/row"
+            if c.validation_cost is not None:
+                desc += (f"; validation {c.validation_coverage:.1%} rows confident, "
+                         f"{c.validation_cost * us:.3f} us/row")
             if c.threshold is not None:
                 desc += (f"; threshold {c.threshold:.6g}, {c.confident_fraction:.1%} rows confident,"
                          f" agreement {c.agreement:.5f} (95% lower bound {c.agreement_bound:.5f})")
