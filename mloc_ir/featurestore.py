@@ -107,11 +107,15 @@ def _encode_keys(values) -> tuple[list[bytes | None], np.ndarray]:
         objects = arr[first].tolist()
     else:
         rows, objects = None, arr.tolist()
-    if all(type(v) is str for v in objects):  # the common case, without the per-key dispatch
-        codes = [b"s" + v.encode("utf-8", "surrogatepass") for v in objects]
+    if all(type(v) is str for v in objects):
+        # the common case: exact str objects compare by value (no user __eq__), so equal
+        # strings held by different objects merge in a dict before any is encoded
+        index: dict = {}
+        inverse = np.fromiter((index.setdefault(v, len(index)) for v in objects), dtype=np.intp,
+                              count=len(objects))
+        codes = [b"s" + v.encode("utf-8", "surrogatepass") for v in index]
     else:
-        codes = [_canonical(v) for v in objects]
-    codes, inverse = _merge_equal(codes, None)
+        codes, inverse = _merge_equal([_canonical(v) for v in objects], None)
     return codes, (inverse if rows is None else inverse[rows])
 
 
@@ -381,8 +385,9 @@ class StoreTable(Mapping):
             records = self._answer(codes, len(inverse), values)
             if records is None:
                 records = [None] * len(codes)
-            present = np.fromiter((r is not None for r in records), dtype=bool,
-                                  count=len(records))
+            present = np.empty(len(records), dtype=object)
+            present[:] = records
+            present = present != None  # noqa: E711 -- elementwise: which keys were found
             decoded = self._codec.decode([r for r in records if r is not None])
             out = {}
             for name, default, dtype in wanted:

@@ -247,7 +247,17 @@ class ReplyReader:
         n = int(line[1:])
         out: list[bytes | None] = [None] * max(n, 0)
         buf, pos, i = self.buf, self.pos, 0
+        size_of = len(buf)
+        head, head_len, size = b"", 0, -1  # the last bulk header: tables' values share sizes
         while i < n:
+            if head_len and buf.startswith(head, pos):  # same size as the last value
+                start = pos + head_len
+                stop = start + size
+                if stop + 2 <= size_of:
+                    out[i] = buf[start:stop]
+                    pos = stop + 2
+                    i += 1
+                    continue
             end = buf.find(b"\r\n", pos)
             if end >= 0:
                 c = buf[pos]
@@ -257,9 +267,10 @@ class ReplyReader:
                         pos = end + 2
                         i += 1
                         continue
+                    head, head_len = buf[pos:end + 2], end + 2 - pos
                     start = end + 2
                     stop = start + size
-                    if stop + 2 <= len(buf):
+                    if stop + 2 <= size_of:
                         out[i] = buf[start:stop]
                         pos = stop + 2
                         i += 1
@@ -274,6 +285,7 @@ class ReplyReader:
             self.pos = pos  # the element is not all here yet: read more, then take it again
             self._more()
             buf, pos = self.buf, self.pos
+            size_of = len(buf)
         self.pos = pos
         return out
 
