@@ -274,3 +274,55 @@ def test_calibration_rows_train_time_and_choose_nothing(monkeypatch):
     for values in fitted + judged + timed:
         assert not cal_values.intersection(values.tolist())
     assert len(fitted[0]) == 2000  # every other row fits
+
+
+# -- stage 2's cost: the full pipeline timed on a selection of the unsure rows' size ----------
+
+def test_stage2_cost_counts_fixed_costs_whole(monkeypatch):
+    """A call costing a fixed F (e.g. a feature store's round trip) plus v per row: stage 2 on
+    a fraction f of n rows costs (F + v * f * n) / n per row of the batch, not f * (F / n + v)
+    as scaling the full pipeline's cost per row by f would say."""
+    from passes.planner import cost
+    F, v, n = 2e-3, 1e-6, 1000
+    seen = []
+
+    def fake_seconds_per_row(fn, kwargs, n_rows, **_):  # CPU time of F + v per row
+        assert len(kwargs["x"]) == n_rows
+        seen.append(n_rows)
+        return (F + v * n_rows) / n_rows
+    monkeypatch.setattr(cost, "seconds_per_row", fake_seconds_per_row)
+    full = (F + v * n) / n
+    sel = cost.SelectionCost(lambda **kw: None, {"x": np.arange(n)}, n, full, step=0.01)
+    assert sel(0.0) == 0.0 and sel(1.0) == full and seen == []
+    assert sel(0.09) == pytest.approx((F + v * 90) / n)
+    assert sel(0.09) > 5 * 0.09 * full  # the linear model's figure, far below
+    assert sel(0.0851) == sel(0.09) and seen == [90]  # rounded up to whole 1% shares, memoized
+    assert sel.rows(1e-9) == 10 and sel.rows(0.5) == 500 and sel.rows(2.0) == n
+
+
+def test_planner_charges_stage2_by_selection(monkeypatch):
+    """The chosen cascade's expected cost is its stage 1 plus the full pipeline timed on as
+    many timing rows as it leaves unsure (reported as stage2_cost)."""
+    X, y, _ = _xy(3000, seed=5)
+    model = lgb.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1, random_state=0)
+    model.fit(X[:1000], y[:1000])
+    globals()["STAGE2_MODEL"] = model
+    cp = mloc_ir.compile(_stage2_predict, train=({"a": X[1000:, 0], "b": X[1000:, 1],
+                                                  "c": X[1000:, 2]}, y[1000:]),
+                         cascades=True, accuracy_target=0.95, progress=False, timing_rows=500,
+                         repeats=1, backend="interpreted")
+    r = cp.report
+    ok = [c for c in r.candidates if c.expected_cost is not None]
+    assert ok
+    for c in ok:
+        assert c.stage2_cost is not None and c.stage2_cost >= 0
+        assert c.expected_cost == pytest.approx(c.stage1_cost + c.stage2_cost)
+    assert "stage 2" in r.explain()
+
+
+STAGE2_MODEL = None
+
+
+def _stage2_predict(a, b, c):
+    X = np.column_stack([a, np.log1p(np.abs(b)), c * 2])
+    return STAGE2_MODEL.predict_proba(X)[:, 1]
