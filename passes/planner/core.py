@@ -17,9 +17,7 @@ Steps (each measured, each reported by ``PlanReport.explain``):
    ``approx.choose``; or ``approximate_trainer``), its approximate graph
    (``passes.cascade``), the lowest confidence threshold certifying ``accuracy_target`` (``threshold``; alpha split
    over candidates), its measured stage-1 cost, and the expected cost per row counting
-   everything a row pays: stage 1 for all rows, the full pipeline again for unconfident rows
-   (timed on a selection of that many of the timing rows: a call's fixed costs, such as a
-   feature store's round trip, and per-distinct-key costs do not shrink with the rows).
+   everything a row pays: stage 1 for all rows, the full pipeline again for unconfident rows.
    With ``top_k``, the candidate ratio K'/K (``passes.topk``) and the expected cost of a query.
 6. The cheapest candidate wins when it beats the full pipeline by ``min_speedup``; otherwise
    no cascade (no filter).
@@ -340,8 +338,6 @@ def plan(graph, train, settings: Settings, full_runner=None) -> Planned:
                        cal_cache=cal_cache, full_cal=full_cal, full_class=full_class,
                        label_pos_cal=label_pos[cal], alpha_each=ALPHA / max(len(cands), 1),
                        report=report, kw_time=kw_time, n_time=len(timing), n_cal=len(cal),
-                       stage2=cost_mod.SelectionCost(full_runner, kw_time, len(timing),
-                                                     report.full_cost, seed=s.seed),
                        model_cost=max(report.full_cost - overhead - float(sum(costs)), 0.0))
         built = []  # per candidate: ((graph, runner) of the cascade, (graph, runner) of top-K)
         for frac, chosen in cands:
@@ -388,7 +384,6 @@ class _Context:
     n_time: int
     n_cal: int
     model_cost: float  # the user's model's share of the full pipeline's cost per row
-    stage2: Any = None  # fraction of rows -> what stage 2 on them costs per row of the batch
 
 
 def _tree_cost_floor(ctx: _Context, done, groups_cost: float, size: float) -> float:
@@ -439,7 +434,7 @@ def _measures(ctx: _Context, chosen_groups, groups_cost: float):
                     sizeless.append(stage1)
             a = approx_mod.Assessment(stage1_cost=stage1)
             if s.cascades and cov is not None:
-                a.cascade_cost = stage1 + ctx.stage2(1.0 - cov)
+                a.cascade_cost = stage1 + (1.0 - cov) * report.full_cost
             if s.top_k is not None:
                 cache = {k: take(v, val) for k, v in ctx.fit_cache.items()}
                 scores = evaluate(ag, [ag.outputs[0]], cache)[0]
@@ -519,8 +514,8 @@ def _evaluate_candidate(ctx: _Context, cand, chosen_groups, groups_cost: float):
             runner = cost_mod.runner(ag, s.backend, s.threads)
             cand.stage1_cost = cost_mod.positive(
                 cost_mod.seconds_per_row(runner, ctx.kw_time, ctx.n_time))
-            cand.stage2_cost = ctx.stage2(1.0 - cand.confident_fraction)
-            cand.expected_cost = cand.stage1_cost + cand.stage2_cost
+            cand.expected_cost = cand.stage1_cost + \
+                (1.0 - cand.confident_fraction) * report.full_cost
             cand.speedup = report.full_cost / cand.expected_cost
             cascade = (ag, runner)
     if s.top_k is not None:

@@ -11,16 +11,9 @@ other work, the tweets plan measured its full pipeline at 63 us/row and one of i
 A feature group's cost is the time of the subgraph computing only that group's columns minus
 the time of a call that does nothing (binding inputs, call overhead), so cheap groups are not
 all dominated by the same fixed overhead.
-
-A cascade's stage 2 runs the full pipeline on the unsure rows only, and its cost is not the
-full pipeline's cost per row times their share: a call has fixed costs (binding, and one round
-trip per feature store it reads, whatever the number of rows), and a lookup pays per *distinct*
-key, and a few rows repeat fewer keys than many. ``SelectionCost`` therefore times the full
-pipeline on a row selection of the size stage 2 gets, out of the timing rows.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -75,42 +68,6 @@ def seconds_per_row(fn, kwargs: dict, n_rows: int, *, repeats: int = 5,
         if spent > max_seconds and calls >= 2:
             break
     return best / max(n_rows, 1)
-
-
-class SelectionCost:
-    """Seconds per row of a batch (the ``n`` timing rows ``kwargs``) that running ``runner`` on
-    a random ``fraction`` of its rows costs: ``runner`` timed on such a selection (seeded),
-    divided by ``n``. Fractions are rounded up to whole ``step`` shares of the rows so nearby
-    fractions share a measurement; ``fraction`` 0 costs nothing, 1 costs ``full``."""
-
-    def __init__(self, runner, kwargs: dict, n: int, full: float, *, seed: int = 0,
-                 step: float = 0.01):
-        self.runner, self.kwargs, self.n, self.full = runner, kwargs, n, full
-        self.seed, self.step = seed, step
-        self._memo: dict[int, float] = {}
-
-    def rows(self, fraction: float) -> int:
-        """The size of the selection timed for ``fraction`` (0 when no row goes to stage 2)."""
-        if not fraction > 0:
-            return 0
-        quantum = max(1, int(math.ceil(self.step * self.n)))
-        m = int(math.ceil(min(fraction, 1.0) * self.n / quantum - 1e-9)) * quantum
-        return min(max(m, 1), self.n)
-
-    def __call__(self, fraction: float) -> float:
-        m = self.rows(fraction)
-        if m == 0:
-            return 0.0
-        if m >= self.n:
-            return self.full
-        if m not in self._memo:
-            from runtime.cascade import take_rows
-            rng = np.random.default_rng([self.seed, m])
-            idx = np.sort(rng.choice(self.n, size=m, replace=False))
-            sub = {k: take_rows(v, idx) for k, v in self.kwargs.items()}
-            per_row = seconds_per_row(self.runner, sub, m)
-            self._memo[m] = positive(per_row * m / self.n)
-        return self._memo[m]
 
 
 def overhead_graph(graph):

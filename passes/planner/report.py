@@ -27,8 +27,6 @@ class Candidate:
     agreement: float | None = None  # point estimate on the calibration rows
     agreement_bound: float | None = None  # one-sided 95% Clopper-Pearson lower bound
     expected_cost: float | None = None  # seconds per row of the cascade
-    # seconds per row of the batch that stage 2 adds (the full pipeline timed on that many rows)
-    stage2_cost: float | None = None
     speedup: float | None = None  # full cost / expected cost
     accuracy_full: float | None = None  # user's metric (accuracy) of the full pipeline
     accuracy_cascade: float | None = None  # ... and of the cascade, on the same rows
@@ -112,9 +110,7 @@ class PlanReport:
                 desc += (f"; threshold {c.threshold:.6g}, {c.confident_fraction:.1%} rows confident,"
                          f" agreement {c.agreement:.5f} (95% lower bound {c.agreement_bound:.5f})")
             if c.expected_cost is not None:
-                desc += f"; expected {c.expected_cost * us:.3f} us/row ({c.speedup:.2f}x"
-                desc += (f", stage 2 {c.stage2_cost * us:.3f})" if c.stage2_cost is not None
-                         else ")")
+                desc += f"; expected {c.expected_cost * us:.3f} us/row ({c.speedup:.2f}x)"
             if c.accuracy_full is not None and c.threshold is not None:
                 desc += (f"; accuracy {c.accuracy_full:.4f} full -> {c.accuracy_cascade:.4f} "
                          "cascade")
