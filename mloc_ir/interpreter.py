@@ -208,6 +208,19 @@ _STRING = {
 }
 
 
+def store_read(node, args):
+    """The feature-store read of a ``lookup`` / ``join`` node on a ``StoreTable``, prepared
+    (``featurestore.read_together`` sends it, with other reads, and returns the node's value);
+    None for a node of another kind."""
+    table = getattr(node.attrs.get("table"), "obj", None) if node.op in ("lookup", "join") \
+        else None
+    if not is_store_table(table):
+        return None
+    if node.op == "lookup":
+        return table.lookup_read(args[0], node.attrs["default"], node.type.dtype)
+    return table.join_read(args[0], node.type.fields, node.attrs["defaults"])
+
+
 def _lookup(keys, table, default, dtype):
     if is_store_table(table):  # a feature store: every key of the batch in one round trip
         return table.lookup(keys, default, dtype)

@@ -2,42 +2,35 @@
 
 Each node runs with the reference interpreter's rule (``run_node``), in topological order. The
 one liberty taken: lookups and joins against feature-store tables whose keys are ready when the
-stage starts, and that live in *different* stores, are sent at once on threads, so their round
-trips overlap instead of adding up (each is still one batched request; see
-``mloc_ir.featurestore``). Lookups into the same store stay sequential: they share the
-server, and overlapping them gains little. And ``to_datetime`` nodes parse batches of strict
-ISO strings natively (``runtime.datetimes``; any other batch goes to pandas, as in the
-interpreter).
+stage starts are sent together (``featurestore.read_together``): those of one store in a single
+round trip (their MGETs written at once on one connection), those of different stores at once
+on threads, so round trips overlap or merge instead of adding up. Each table's result is what
+its own lookup returns. And ``to_datetime`` nodes parse batches of strict ISO strings natively
+(``runtime.datetimes``; any other batch goes to pandas, as in the interpreter).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from mloc_ir.featurestore import fetch_concurrently, is_store_table
-from mloc_ir.interpreter import run_node, with_location
+from mloc_ir.featurestore import read_together
+from mloc_ir.interpreter import run_node, store_read, with_location
 
 from .datetimes import to_datetime
 
 
-def _store_of(node):
-    table = getattr(node.attrs.get("table"), "obj", None) if node.op in ("lookup", "join") else None
-    return table.url if is_store_table(table) else None
-
-
 def run_host_stage(graph, nodes, env) -> None:
     """Compute ``nodes`` (ids, topological order) into ``env``."""
-    ready = {}  # store URL -> the first remote node of that store whose keys are ready
+    ready, reads = [], []  # remote nodes whose keys are ready now, and their reads
     for nid in nodes:
         node = graph[nid]
-        url = _store_of(node)
-        if url is not None and url not in ready and all(a in env for a in node.args):
-            ready[url] = node
-    if len(ready) > 1:
-        remote = list(ready.values())
-        results = fetch_concurrently([
-            (lambda n=n: run_node(n, [env[a] for a in n.args])) for n in remote])
-        for n, value in zip(remote, results):
-            env[n.id] = value
+        if node.op in ("lookup", "join") and all(a in env for a in node.args):
+            read = store_read(node, [env[a] for a in node.args])
+            if read is not None:
+                ready.append(nid)
+                reads.append(read)
+    if reads:
+        for nid, value in zip(ready, read_together(reads)):
+            env[nid] = value
     with np.errstate(all="ignore"):
         for nid in nodes:
             if nid not in env:

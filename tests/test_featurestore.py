@@ -391,3 +391,118 @@ def test_remote_group_is_costed_and_lands_behind_the_cascade():
     assert sent == cp.last_stats["stage2_rows"] < len(test)  # only unsure rows read the store
     agree = np.mean((out >= 0.5) == (cascade_predict(test) >= 0.5))
     assert agree >= 0.98
+
+
+# -- the fast read path: reply parsing, key encoding, decoding, reads sent together -----------
+
+class _ChunkedSocket:
+    """A socket stand-in that hands out ``data`` ``step`` bytes per recv."""
+
+    def __init__(self, data: bytes, step: int):
+        self.data, self.step, self.pos = data, step, 0
+
+    def recv(self, n):
+        chunk = self.data[self.pos:self.pos + min(n, self.step)]
+        self.pos += len(chunk)
+        return chunk
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 1 << 20])
+def test_reply_reader_parses_arrays_in_any_chunking(step):
+    from runtime.stores import ReplyReader
+    values = [b"abc", None, b"", b"\r\n$3\r\n*1\r\n", None, bytes(range(256))]
+    body = b""
+    for i, v in enumerate(values):
+        body += (b"$-1\r\n" if i % 2 else b"_\r\n") if v is None else b"$%d\r\n%s\r\n" % (len(v), v)
+    second = b"*2\r\n$1\r\nx\r\n_\r\n"
+    reader = ReplyReader(_ChunkedSocket(b"*%d\r\n" % len(values) + body + second + b"*0\r\n",
+                                        step))
+    assert reader.array() == values
+    assert reader.array() == [b"x", None]
+    assert reader.array() == []
+
+
+def test_reply_reader_errors():
+    from runtime.stores import ReplyReader, StoreReplyError
+    with pytest.raises(StoreReplyError, match="WRONGTYPE Operation"):
+        ReplyReader(_ChunkedSocket(b"-WRONGTYPE Operation against a key\r\n", 4)).array()
+    with pytest.raises(StoreReplyError, match="blob failure"):
+        ReplyReader(_ChunkedSocket(b"!12\r\nblob failure\r\n", 2)).array()
+    with pytest.raises(StoreReplyError, match="unexpected reply"):
+        ReplyReader(_ChunkedSocket(b"*1\r\n:5\r\n", 64)).array()
+    with pytest.raises(ConnectionError, match="closed"):
+        ReplyReader(_ChunkedSocket(b"*2\r\n$3\r\nab", 64)).array()  # cut off mid-reply
+
+
+def test_pack_command_is_resp():
+    from runtime.stores import pack_command
+    assert pack_command(b"MGET", [b"a", b"\r\n"]) == b"*3\r\n$4\r\nMGET\r\n$1\r\na\r\n$2\r\n\r\n\r\n"
+
+
+def _reference_codes(values):
+    """Distinct canonical keys and per-row indices, one key at a time (the definition)."""
+    index, codes, inverse = {}, [], []
+    for v in np.asarray(values).tolist():
+        c = fs._canonical(v)
+        if c not in index:
+            index[c] = len(codes)
+            codes.append(c)
+        inverse.append(index[c])
+    return codes, inverse
+
+
+@pytest.mark.parametrize("values", [
+    np.array([1.0, -0.0, 0.0, np.nan, 2.5, 1e300, 2.0 ** 60, -3.0, np.inf, -np.inf, 1.0, np.nan]),
+    np.array([3, 1, 3, -7, 2 ** 62], dtype=np.int64),
+    np.array([5, 1, 5], dtype=np.uint64),
+    np.array([True, False, True]),
+    np.array([1.5, 2.5], dtype=np.float32),
+    np.array(["b", "a", "b", "é", "\ud800x"] * 20, dtype=object),
+    np.array(["x", 1, 1.0, True, None, np.nan, "x", np.int64(1), 2.5] * 5, dtype=object),
+])
+def test_encoded_keys_match_python_equality(values):
+    codes, inverse = fs._encode_keys(values)
+    ref_codes, ref_inverse = _reference_codes(values)
+    assert sorted(map(repr, codes)) == sorted(map(repr, ref_codes))
+    assert len(set(codes)) == len(codes)
+    # rows share a code exactly when the definition says they do
+    assert [codes[i] for i in inverse] == [ref_codes[i] for i in ref_inverse]
+
+
+def test_string_fields_decode_none_nan_and_repeats():
+    frame = pd.DataFrame({"k": [1, 2, 3, 4], "a": ["x", None, "é" * 3, "x"],
+                          "b": [np.nan, "y", "", "x"], "v": [1.0, 2.0, 3.0, 4.0]})
+    t = fs.publish(frame, key="k", url="memory://tests", name="strings")
+    out = t.join(np.array([4, 3, 2, 1, 9.0]), [("a", "str"), ("b", "str"), ("v", "f64")],
+                 (None, None, np.nan))
+    held = frame["a"].tolist()[1]  # None, or NaN in pandas' string dtype: kept as held
+    assert out["a"][[0, 1, 3, 4]].tolist() == ["x", "ééé", "x", None]
+    assert out["a"][2] is held or (np.isnan(out["a"][2]) and np.isnan(held))
+    assert out["b"][:3].tolist() == ["x", "", "y"] and np.isnan(out["b"][3])
+    assert np.array_equal(out["v"], [4.0, 3.0, 2.0, 1.0, np.nan], equal_nan=True)
+
+
+def test_reads_of_one_store_go_in_one_round_trip():
+    a = fs.publish(RATE_DICT, url="memory://together", name="ta")
+    b = fs.publish({"x": 1, "q": 2}, url="memory://together", name="tb")
+    c = fs.publish(RATE_DICT, url="memory://elsewhere", name="tc")
+    keys = np.array(["x", "y", "q", "x"], dtype=object)
+    trips = a.backend.round_trips, c.backend.round_trips
+    out = fs.read_together([a.lookup_read(keys, 0.0, "f64"), b.lookup_read(keys, -1, "i64"),
+                            c.lookup_read(keys, 0.5, "f64")])
+    assert a.backend.round_trips - trips[0] == 1 and c.backend.round_trips - trips[1] == 1
+    assert out[0].tolist() == a.lookup(keys, 0.0, "f64").tolist() == [0.25, 0.5, 0.0, 0.25]
+    assert out[1].tolist() == [1, -1, 2, 1] and out[1].dtype == np.int64
+    assert out[2].tolist() == [0.25, 0.5, 0.5, 0.25]
+    assert (a.requests, b.requests, c.requests) == (2, 1, 1)  # a.lookup above: one more
+
+
+def test_failed_round_trip_applies_each_tables_policy(silent_server):
+    soft = remote_table(silent_server, timeout=0.2, on_error="default")
+    schema = {"kind": "dict", "key": "key", "key_kind": "str", "columns": [["value", "f64"]]}
+    hard = fs.StoreTable("other", silent_server, schema, timeout=0.2)
+    keys = np.array(["x"], dtype=object)
+    with pytest.warns(fs.FeatureStoreWarning):
+        with pytest.raises(fs.FeatureStoreError, match="table 'other'.*timeout of 0.2 s"):
+            fs.read_together([soft.lookup_read(keys, 1.5, "f64"), hard.lookup_read(keys, 0, "f64")])
+    assert soft.stats()["errors"] == 1 and soft.backend.round_trips >= 1

@@ -4,6 +4,7 @@ store and local tables, one MGET per table per batch (counted by the server's ow
 commandstats), missing keys, a server that goes away, a paused server, opt-in defaults."""
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -140,3 +141,41 @@ def test_paused_server_times_out(redis_server, tables):
     finally:
         client.execute_command("CLIENT", "UNPAUSE")
     assert PLANES.fetch(["N1"])["seats"].tolist() == [100.0]  # the table recovers
+
+
+WEATHER_FRAME = pd.DataFrame({"wkey": [1, 2, 3], "temp": [10.0, np.nan, -2.5]})
+WEATHER = None
+
+
+def two_tables_predict(df):
+    df = df.merge(WEATHER.fetch(df["wkey"]), on="wkey", how="left")
+    df = df.merge(PLANES.fetch(df["tailnum"]), on="tailnum", how="left")
+    return df["temp"].fillna(0) + df["seats"] * 0.01
+
+
+def test_lookups_of_one_stage_share_one_round_trip(redis_server, tables):
+    url, client = redis_server
+    globals()["WEATHER"] = fs.publish(WEATHER_FRAME, key="wkey", url=url, name="weather2",
+                                      timeout=2.0)
+    cp = mloc_ir.compile(two_tables_predict)
+    df = flights(5000, seed=3).assign(wkey=np.random.default_rng(3).choice([1, 2, 3, 4.0], 5000))
+    expected = two_tables_predict(df).to_numpy()
+    trips, mgets = PLANES.backend.round_trips, mget_calls(client)
+    assert np.array_equal(cp(df), expected, equal_nan=True)
+    assert PLANES.backend.round_trips - trips == 1  # weather and planes: one round trip
+    assert mget_calls(client) - mgets == 2  # ... carrying one MGET per table
+
+
+def test_server_error_reply_names_the_table(redis_server, tables):
+    url, client = redis_server
+    # a user the server lets connect but not read mloc's keys: MGET answers -NOPERM
+    client.execute_command("ACL", "SETUSER", "limited", "on", ">secret", "~other:*", "+@all")
+    limited_url = url.replace("redis://", "redis://limited:secret@")
+    t = fs.StoreTable("planes", limited_url, json.loads(PLANES._schema_bytes), timeout=2.0,
+                      on_error="default")
+    with pytest.raises(fs.FeatureStoreError, match="table 'planes' at redis://limited:.*server "
+                                                   "answered an error.*NOPERM"):
+        t.fetch(["N1"])
+    assert PLANES.fetch(["N1"])["seats"].tolist() == [100.0]  # other connections unaffected
+    with pytest.raises(fs.FeatureStoreError, match="NOPERM"):
+        t.fetch(["N1"])  # the limited connection was dropped and made again
