@@ -53,6 +53,21 @@ SUM_ROWS = 4
 LINEAR_BREAKS = 24
 #: Rows compared against a slot's cut points at once (one vector).
 BUCKET_VEC = 4
+#: Sums of 8 rows at once by register table look-ups (``vpermi2pd``) where the host CPU has
+#: AVX-512F (32-bit masks, one output): None = by the host's features, True/False = forced
+#: (True on a CPU without AVX-512 would not run; tests force False for the generic path).
+PERMUTE_SUMS = None
+
+
+def permute_sums(mk: "Masks", K: int) -> bool:
+    """Whether the chunk sums use the AVX-512 register look-ups (``_permute_sums``)."""
+    if K != 1 or mk.W != 32 or mk.C != 64:
+        return False
+    if PERMUTE_SUMS is not None:
+        return PERMUTE_SUMS
+    from .target import host_cpu
+
+    return "+avx512f" in host_cpu()[1].split(",")
 
 
 @dataclass
@@ -213,15 +228,22 @@ def masks_function(module: ir.Module, mk: Masks, name: str, B: int, S: int, K: i
         a.add_attribute("noalias")
     tag = name
     g_table = byte_global(module, f"{tag}.table", mk.table.tobytes(), align=64)
-    g_leaves = byte_global(module, f"{tag}.leaves", mk.leaves.tobytes(), align=64)
     g_outs = byte_global(module, f"{tag}.outs", mk.outs.tobytes())
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     SU = len(mk.slots)
     C, G = mk.C, mk.G
     gidx = b.bitcast(b.alloca(ir.ArrayType(I32, max(1, B * SU)), name="gidx"), I32.as_pointer())
-    idxs_a = b.alloca(ir.ArrayType(I32, B * C), name="leafpos")
+    perm = permute_sums(mk, K)
+    idxs_a = b.alloca(ir.ArrayType(ir.IntType(8) if perm else I32, B * C), name="leafpos")
     idxs_a.align = 64
     idxs = b.bitcast(idxs_a, I32.as_pointer())
+    if perm:  # leaf values per tree in rows of 16 or 32 doubles, read 8 at a time
+        LV = 16 if mk.LP <= 16 else 32
+        padded = np.zeros((mk.leaves.shape[0], LV), np.float64)
+        padded[:, :mk.LP] = mk.leaves
+        g_leaves = byte_global(module, f"{tag}.leaves{LV}", padded.tobytes(), align=64)
+    else:
+        g_leaves = byte_global(module, f"{tag}.leaves", mk.leaves.tobytes(), align=64)
     table = b.bitcast(g_table, VEC.as_pointer())
     leaves = b.bitcast(g_leaves, F64.as_pointer())
     outs = b.bitcast(g_outs, I32.as_pointer())
@@ -253,7 +275,11 @@ def masks_function(module: ir.Module, mk: Masks, name: str, B: int, S: int, K: i
         tb = b.gep(table, [b.mul(c, I64(G + 1))])
         init = b.load(b.gep(tb, [I64(G)]), align=32)
         lv = b.gep(leaves, [b.mul(c, I64(C * mk.LP))])
-        _rows_then_sums(b, mk, tb, init, lv, gidx, idxs, acc, outs, c, n4, K, n_trees)
+        if perm:
+            lv = b.gep(leaves, [b.mul(c, I64(C * LV))])
+            _rows_then_permute_sums(b, mk, tb, init, lv, LV, gidx, idxs, acc, n4, n_trees)
+        else:
+            _rows_then_sums(b, mk, tb, init, lv, gidx, idxs, acc, outs, c, n4, K, n_trees)
 
     full, tail = divmod(mk.n_trees, C)
     if not TAIL_CHUNK and tail:
@@ -313,6 +339,87 @@ def _rows_then_sums(b, mk: Masks, tb, init, lv, gidx, idxs, acc, outs, c, n4, K:
                     i = b.sext(b.load(b.gep(pos_rows[j], [I64(t)])), I64)
                     p = b.gep(acc, [b.add(b.mul(rows[j], I64(K)), k)])
                     b.store(b.fadd(b.load(p), b.load(b.gep(lv, [i]))), p)
+
+
+def _transpose8(b, rows: list) -> list:
+    """8 x 8 transpose of eight ``<8 x i64>`` vectors: 3 butterfly stages of two-source
+    shuffles (``vpermt2q`` / unpacks), 24 in all."""
+    v = list(rows)
+    for d in (1, 2, 4):
+        lo_mask = [k if k & d == 0 else 8 + k - d for k in range(8)]
+        hi_mask = [k + d if k & d == 0 else 8 + k for k in range(8)]
+        w = list(v)
+        for i in range(8):
+            if i & d:
+                continue
+            w[i] = b.shuffle_vector(v[i], v[i + d], ir.Constant(ir.VectorType(I32, 8), lo_mask))
+            w[i + d] = b.shuffle_vector(v[i], v[i + d], ir.Constant(ir.VectorType(I32, 8), hi_mask))
+        v = w
+    return v
+
+
+def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc, n4,
+                            n_trees: int) -> None:
+    """One chunk, AVX-512: every row's leaf positions as bytes (tree-local leaf index), then
+    the sums of 8 rows at once: the 8 rows' position bytes transposed so that lane ``r`` of
+    one ``<8 x i64>`` holds row ``r``'s positions of 8 trees; tree ``t``'s 8 leaf values are
+    two ``vpermi2pd`` look-ups in its 16/32 leaf values (and a select on bit 4 for 32), added
+    lane-wise: each row's sum still takes the trees in order (bit-identical).  Rows past the
+    last multiple of 8 (a block of 4k rows) take the scalar sums from the same bytes."""
+    C = mk.C
+    I8 = ir.IntType(8)
+    VEC = ir.VectorType(I32, C)
+    V8D = ir.VectorType(F64, 8)
+    V8Q = ir.VectorType(I64, 8)
+    SU = len(mk.slots)
+    module = b.module
+    name = f"llvm.cttz.v{C}i32"
+    cttz = module.globals.get(name) or ir.Function(
+        module, ir.FunctionType(VEC, [VEC, ir.IntType(1)]), name)
+    pname = "llvm.x86.avx512.vpermi2var.pd.512"
+    vperm = module.globals.get(pname) or ir.Function(
+        module, ir.FunctionType(V8D, [V8D, V8Q, V8D]), pname)
+    pos8 = b.bitcast(idxs, I8.as_pointer())
+    n_rows = b.mul(n4, I64(BUCKET_VEC))
+    with for_range(b, I64(0), n_rows, "mrow") as r:
+        m = init
+        row_g = b.gep(gidx, [b.mul(r, I64(SU))])
+        for u in range(SU):
+            g = b.sext(b.load(b.gep(row_g, [I64(u)])), I64)
+            m = b.and_(m, b.load(b.gep(tb, [g]), align=32))
+        pos = b.trunc(b.call(cttz, [m, ir.Constant(ir.IntType(1), 1)]), ir.VectorType(I8, C))
+        b.store(pos, b.bitcast(b.gep(pos8, [b.mul(r, I64(C))]), ir.VectorType(I8, C).as_pointer()),
+                align=64)
+    lvv = b.bitcast(lv, V8D.as_pointer())
+    n8 = b.and_(n_rows, I64(-8))
+    groups = -(-n_trees // 8)
+    with for_range(b, I64(0), n8, "psum", step=8) as r0:
+        blk = b.bitcast(b.gep(pos8, [b.mul(r0, I64(C))]), V8Q.as_pointer())
+        accp = b.bitcast(b.gep(acc, [r0]), V8D.as_pointer())
+        sums = b.load(accp, align=8)
+        rows = [b.load(b.gep(blk, [I64(j)]), align=64) for j in range(8)]
+        cols = _transpose8(b, rows)  # cols[q][r] = row r's position bytes of trees 8q..8q+7
+        for q in range(groups):
+            for t in range(8 * q, min(n_trees, 8 * q + 8)):
+                k = t - 8 * q  # byte k of lane r: bits 0..4 are read below
+                idx = b.lshr(cols[q], ir.Constant(V8Q, [I64(8 * k)] * 8)) if k else cols[q]
+                tab = [b.load(b.gep(lvv, [I64(t * (LV // 8) + i)]), align=64) for i in range(LV // 8)]
+                val = b.call(vperm, [tab[0], idx, tab[1]])
+                if LV == 32:
+                    hi = b.call(vperm, [tab[2], idx, tab[3]])
+                    bit4 = b.icmp_unsigned("!=", b.and_(idx, ir.Constant(V8Q, [I64(16)] * 8)),
+                                           ir.Constant(V8Q, [I64(0)] * 8))
+                    val = b.select(bit4, hi, val)
+                sums = b.fadd(sums, val)
+        b.store(sums, accp, align=8)
+    lvs = b.bitcast(lv, F64.as_pointer())
+    with for_range(b, n8, n_rows, "psumtail") as r:
+        p = b.gep(acc, [r])
+        s = b.load(p)
+        for t in range(n_trees):
+            i = b.zext(b.load(b.gep(pos8, [b.add(b.mul(r, I64(C)), I64(t))])), I64)
+            s = b.fadd(s, b.load(b.gep(lvs, [b.add(i, I64(t * LV))])))
+        b.store(s, p)
 
 
 def _binary_search_buckets(b, mk: Masks, u: int, s: int, brk: np.ndarray, buf, S: int, gidx,
