@@ -57,6 +57,8 @@ BUCKET_VEC = 4
 #: AVX-512F (32-bit masks, one output): None = by the host's features, True/False = forced
 #: (True on a CPU without AVX-512 would not run; tests force False for the generic path).
 PERMUTE_SUMS = None
+#: Groups of 8 rows whose sums the permute path builds at once (independent chains).
+PERMUTE_GROUPS = 2
 
 
 def permute_sums(mk: "Masks", K: int) -> bool:
@@ -391,27 +393,47 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
         b.store(pos, b.bitcast(b.gep(pos8, [b.mul(r, I64(C))]), ir.VectorType(I8, C).as_pointer()),
                 align=64)
     lvv = b.bitcast(lv, V8D.as_pointer())
-    n8 = b.and_(n_rows, I64(-8))
     groups = -(-n_trees // 8)
-    with for_range(b, I64(0), n8, "psum", step=8) as r0:
-        blk = b.bitcast(b.gep(pos8, [b.mul(r0, I64(C))]), V8Q.as_pointer())
-        accp = b.bitcast(b.gep(acc, [r0]), V8D.as_pointer())
-        sums = b.load(accp, align=8)
-        rows = [b.load(b.gep(blk, [I64(j)]), align=64) for j in range(8)]
-        cols = _transpose8(b, rows)  # cols[q][r] = row r's position bytes of trees 8q..8q+7
+
+    def rows_sums(r0, ng):
+        """Sums of ``ng`` groups of 8 rows from ``r0``: ng independent addition chains, each
+        tree's leaf values loaded once for all of them."""
+        accps, sums, cols = [], [], []
+        for gq in range(ng):
+            rg = b.add(r0, I64(8 * gq))
+            blk = b.bitcast(b.gep(pos8, [b.mul(rg, I64(C))]), V8Q.as_pointer())
+            accps.append(b.bitcast(b.gep(acc, [rg]), V8D.as_pointer()))
+            sums.append(b.load(accps[-1], align=8))
+            # cols[q][r] = row r's position bytes of trees 8q..8q+7
+            cols.append(_transpose8(b, [b.load(b.gep(blk, [I64(j)]), align=64)
+                                        for j in range(8)]))
         for q in range(groups):
             for t in range(8 * q, min(n_trees, 8 * q + 8)):
-                k = t - 8 * q  # byte k of lane r: bits 0..4 are read below
-                idx = b.lshr(cols[q], ir.Constant(V8Q, [I64(8 * k)] * 8)) if k else cols[q]
-                tab = [b.load(b.gep(lvv, [I64(t * (LV // 8) + i)]), align=64) for i in range(LV // 8)]
-                val = b.call(vperm, [tab[0], idx, tab[1]])
-                if LV == 32:
-                    hi = b.call(vperm, [tab[2], idx, tab[3]])
-                    bit4 = b.icmp_unsigned("!=", b.and_(idx, ir.Constant(V8Q, [I64(16)] * 8)),
-                                           ir.Constant(V8Q, [I64(0)] * 8))
-                    val = b.select(bit4, hi, val)
-                sums = b.fadd(sums, val)
-        b.store(sums, accp, align=8)
+                k = t - 8 * q  # byte k of lane r: its bits 0..4 are read below
+                tab = [b.load(b.gep(lvv, [I64(t * (LV // 8) + i)]), align=64)
+                       for i in range(LV // 8)]
+                for gq in range(ng):
+                    idx = cols[gq][q]
+                    if k:
+                        idx = b.lshr(idx, ir.Constant(V8Q, [I64(8 * k)] * 8))
+                    val = b.call(vperm, [tab[0], idx, tab[1]])
+                    if LV == 32:
+                        hi = b.call(vperm, [tab[2], idx, tab[3]])
+                        bit4 = b.icmp_unsigned("!=", b.and_(idx, ir.Constant(V8Q, [I64(16)] * 8)),
+                                               ir.Constant(V8Q, [I64(0)] * 8))
+                        val = b.select(bit4, hi, val)
+                    sums[gq] = b.fadd(sums[gq], val)
+        for p, v in zip(accps, sums):
+            b.store(v, p, align=8)
+
+    RG = PERMUTE_GROUPS
+    nbig = b.and_(n_rows, I64(-8 * RG))
+    with for_range(b, I64(0), nbig, "psum", step=8 * RG) as r0:
+        rows_sums(r0, RG)
+    n8 = b.and_(n_rows, I64(-8))
+    if RG > 1:
+        with for_range(b, nbig, n8, "psum8", step=8) as r0:
+            rows_sums(r0, 1)
     lvs = b.bitcast(lv, F64.as_pointer())
     with for_range(b, n8, n_rows, "psumtail") as r:
         p = b.gep(acc, [r])
