@@ -57,6 +57,8 @@ BUCKET_VEC = 4
 #: AVX-512F (32-bit masks, one output): None = by the host's features, True/False = forced
 #: (True on a CPU without AVX-512 would not run; tests force False for the generic path).
 PERMUTE_SUMS = None
+#: Leaf masks stored bit-reversed, leaf = ctlz (``vplzcntd``: one instruction for three).
+LEAD_ZEROS = True
 #: Groups of 8 rows whose sums the permute path builds at once (independent chains).
 PERMUTE_GROUPS = 2
 
@@ -85,6 +87,7 @@ class Masks:
     leaves: np.ndarray  # (n_chunks * C, LP) float64; padding trees: -0.0
     outs: np.ndarray  # (n_chunks * C,) int32 output of each tree (padding: 0)
     n_trees: int = 0  # real trees (the last chunk may be padded)
+    lead_zeros: bool = False  # leaf i at bit W-1-i (ctlz) instead of bit i (cttz)
 
     @property
     def n_chunks(self) -> int:
@@ -203,8 +206,30 @@ def build_masks(ens: Ensemble, low, f32: bool = False) -> Masks | None:
                 right_cache[key] = right
             rows = slice(base[u], base[u] + len(breaks[u]) + 1)
             col[rows] &= np.where(right, dt(clear_l), dt(clear_r))
+    if LEAD_ZEROS:  # leaf i at bit W-1-i: a row's leaf is ctlz of its AND (one instruction)
+        table = _reverse_bits(table)
     return Masks(C=C, W=W, LP=LP, slots=used, breaks=breaks, base=base, G=G, table=table,
-                 leaves=leaves, outs=outs, n_trees=T)
+                 leaves=leaves, outs=outs, n_trees=T, lead_zeros=LEAD_ZEROS)
+
+
+_BITREV8 = np.array([int(f"{i:08b}"[::-1], 2) for i in range(256)], np.uint8)
+
+
+def _reverse_bits(a: np.ndarray) -> np.ndarray:
+    """Every word of ``a`` (uint32/uint64) with its bits in reverse order."""
+    n = a.dtype.itemsize
+    by = a.reshape(-1).view(np.uint8).reshape(-1, n)[:, ::-1]
+    return np.ascontiguousarray(_BITREV8[by]).view(a.dtype).reshape(a.shape)
+
+
+def _leaf_index(b, mk: "Masks", m, C: int, W: int):
+    """Leaf index of every lane of the AND ``m`` (``<C x iW>``): ctlz with bit-reversed
+    tables, else cttz."""
+    VEC = ir.VectorType(ir.IntType(W), C)
+    name = f"llvm.{'ctlz' if mk.lead_zeros else 'cttz'}.v{C}i{W}"
+    fn = b.module.globals.get(name) or ir.Function(
+        b.module, ir.FunctionType(VEC, [VEC, ir.IntType(1)]), name)
+    return b.call(fn, [m, ir.Constant(ir.IntType(1), 1)])
 
 
 
@@ -306,9 +331,6 @@ def _rows_then_sums(b, mk: Masks, tb, init, lv, gidx, idxs, acc, outs, c, n4, K:
     VI = ir.VectorType(I32, C)
     SU = len(mk.slots)
     module = b.module
-    name = f"llvm.cttz.v{C}i{W}"
-    cttz = module.globals.get(name) or ir.Function(
-        module, ir.FunctionType(VEC, [VEC, ir.IntType(1)]), name)
     offsets = ir.Constant(VEC, [MW(t * mk.LP) for t in range(C)])
     n_rows = b.mul(n4, I64(BUCKET_VEC))  # rows padded like the bucket phase's
     with for_range(b, I64(0), n_rows, "mrow") as r:
@@ -317,7 +339,7 @@ def _rows_then_sums(b, mk: Masks, tb, init, lv, gidx, idxs, acc, outs, c, n4, K:
         for u in range(SU):
             g = b.sext(b.load(b.gep(row_g, [I64(u)])), I64)
             m = b.and_(m, b.load(b.gep(tb, [g]), align=32))
-        pos = b.add(b.call(cttz, [m, ir.Constant(ir.IntType(1), 1)]), offsets)
+        pos = b.add(_leaf_index(b, mk, m, C, W), offsets)
         if W != 32:
             pos = b.trunc(pos, VI)
         b.store(pos, b.bitcast(b.gep(idxs, [b.mul(r, I64(C))]), VI.as_pointer()), align=32)
@@ -375,9 +397,6 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
     V8Q = ir.VectorType(I64, 8)
     SU = len(mk.slots)
     module = b.module
-    name = f"llvm.cttz.v{C}i32"
-    cttz = module.globals.get(name) or ir.Function(
-        module, ir.FunctionType(VEC, [VEC, ir.IntType(1)]), name)
     pname = "llvm.x86.avx512.vpermi2var.pd.512"
     vperm = module.globals.get(pname) or ir.Function(
         module, ir.FunctionType(V8D, [V8D, V8Q, V8D]), pname)
@@ -389,7 +408,7 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
         for u in range(SU):
             g = b.sext(b.load(b.gep(row_g, [I64(u)])), I64)
             m = b.and_(m, b.load(b.gep(tb, [g]), align=32))
-        pos = b.trunc(b.call(cttz, [m, ir.Constant(ir.IntType(1), 1)]), ir.VectorType(I8, C))
+        pos = b.trunc(_leaf_index(b, mk, m, C, 32), ir.VectorType(I8, C))
         b.store(pos, b.bitcast(b.gep(pos8, [b.mul(r, I64(C))]), ir.VectorType(I8, C).as_pointer()),
                 align=64)
     lvv = b.bitcast(lv, V8D.as_pointer())
