@@ -57,6 +57,8 @@ BUCKET_VEC = 4
 #: AVX-512F (32-bit masks, one output): None = by the host's features, True/False = forced
 #: (True on a CPU without AVX-512 would not run; tests force False for the generic path).
 PERMUTE_SUMS = None
+#: The permute path's padded last chunk ANDs only the lanes of its real trees.
+TAIL_LANES = True
 #: Leaf masks stored bit-reversed, leaf = ctlz (``vplzcntd``: one instruction for three).
 LEAD_ZEROS = True
 #: Groups of 8 rows whose sums the permute path builds at once (independent chains).
@@ -402,15 +404,20 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
         module, ir.FunctionType(V8D, [V8D, V8Q, V8D]), pname)
     pos8 = b.bitcast(idxs, I8.as_pointer())
     n_rows = b.mul(n4, I64(BUCKET_VEC))
+    # a padded last chunk ANDs only the lanes of its real trees (16 at a time)
+    CL = min(C, -(-n_trees // 16) * 16) if TAIL_LANES else C
+    VL = ir.VectorType(I32, CL)
+    if CL < C:
+        init = b.shuffle_vector(init, init, ir.Constant(VL, list(range(CL))))
     with for_range(b, I64(0), n_rows, "mrow") as r:
         m = init
         row_g = b.gep(gidx, [b.mul(r, I64(SU))])
         for u in range(SU):
             g = b.sext(b.load(b.gep(row_g, [I64(u)])), I64)
-            m = b.and_(m, b.load(b.gep(tb, [g]), align=32))
-        pos = b.trunc(_leaf_index(b, mk, m, C, 32), ir.VectorType(I8, C))
-        b.store(pos, b.bitcast(b.gep(pos8, [b.mul(r, I64(C))]), ir.VectorType(I8, C).as_pointer()),
-                align=64)
+            m = b.and_(m, b.load(b.bitcast(b.gep(tb, [g]), VL.as_pointer()), align=32))
+        pos = b.trunc(_leaf_index(b, mk, m, CL, 32), ir.VectorType(I8, CL))
+        b.store(pos, b.bitcast(b.gep(pos8, [b.mul(r, I64(C))]),
+                               ir.VectorType(I8, CL).as_pointer()), align=16)
     lvv = b.bitcast(lv, V8D.as_pointer())
     groups = -(-n_trees // 8)
 
