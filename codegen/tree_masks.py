@@ -59,6 +59,9 @@ BUCKET_VEC = 4
 PERMUTE_SUMS = None
 #: The permute path's padded last chunk ANDs only the lanes of its real trees.
 TAIL_LANES = True
+#: Slots with more than LINEAR_BREAKS and at most 8 * TWO_LEVEL_BLOCKS cut points find their
+#: buckets by two vector compares per row on AVX-512 hosts (0: binary search everywhere).
+TWO_LEVEL_BLOCKS = 64
 #: Leaf masks stored bit-reversed, leaf = ctlz (``vplzcntd``: one instruction for three).
 LEAD_ZEROS = True
 #: Groups of 8 rows whose sums the permute path builds at once (independent chains).
@@ -71,6 +74,11 @@ def permute_sums(mk: "Masks", K: int) -> bool:
         return False
     if PERMUTE_SUMS is not None:
         return PERMUTE_SUMS
+    return _host_avx512()
+
+
+def _host_avx512() -> bool:
+    """The host CPU has AVX-512F (LLVM's feature string; part of ``target.cpu_key``)."""
     from .target import host_cpu
 
     return "+avx512f" in host_cpu()[1].split(",")
@@ -278,10 +286,14 @@ def masks_function(module: ir.Module, mk: Masks, name: str, B: int, S: int, K: i
     outs = b.bitcast(g_outs, I32.as_pointer())
 
     # 1. buckets: every used slot of BUCKET_VEC rows at once against its cut points
+    two_level = TWO_LEVEL_BLOCKS > 0 and _host_avx512()
     n4 = b.sdiv(b.add(nb, I64(BUCKET_VEC - 1)), I64(BUCKET_VEC))
     with for_range(b, I64(0), n4, "bucket") as q:
         r0 = b.mul(q, I64(BUCKET_VEC))
         for u, (s, brk) in enumerate(zip(mk.slots, mk.breaks)):
+            if len(brk) > LINEAR_BREAKS and two_level and len(brk) <= 8 * TWO_LEVEL_BLOCKS:
+                _two_level_buckets(b, mk, u, s, brk, buf, S, gidx, SU, r0, f32)
+                continue
             if len(brk) > LINEAR_BREAKS:
                 _binary_search_buckets(b, mk, u, s, brk, buf, S, gidx, SU, r0, f32)
                 continue
@@ -365,6 +377,10 @@ def _rows_then_sums(b, mk: Masks, tb, init, lv, gidx, idxs, acc, outs, c, n4, K:
                     i = b.sext(b.load(b.gep(pos_rows[j], [I64(t)])), I64)
                     p = b.gep(acc, [b.add(b.mul(rows[j], I64(K)), k)])
                     b.store(b.fadd(b.load(p), b.load(b.gep(lv, [i]))), p)
+
+
+def _intrinsic(module, name: str, ret, args) -> ir.Function:
+    return module.globals.get(name) or ir.Function(module, ir.FunctionType(ret, args), name)
 
 
 def _transpose8(b, rows: list) -> list:
@@ -468,6 +484,44 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
             i = b.zext(b.load(b.gep(pos8, [b.add(b.mul(r, I64(C)), I64(t))])), I64)
             s = b.fadd(s, b.load(b.gep(lvs, [b.add(i, I64(t * LV))])))
         b.store(s, p)
+
+
+def _two_level_buckets(b, mk: Masks, u: int, s: int, brk: np.ndarray, buf, S: int, gidx,
+                       SU: int, r0, f32: bool) -> None:
+    """``gidx[row][u] = base + #{cut points < v}`` in two vector steps per row (AVX-512 hosts):
+    the cut points, +inf-padded to blocks of 8 (plus one block of +inf), are counted first by
+    the last point of each block (one ``<8n x double>`` compare against the row's value, a
+    popcount: ``c1`` blocks lie wholly below ``v``), then within block ``c1`` (one
+    ``<8 x double>`` compare, a popcount).  No slot value is NaN, so ``v > +inf`` is false."""
+    nb = -(-len(brk) // 8)
+    padded = np.full(8 * (nb + 1), np.inf)
+    padded[:len(brk)] = brk
+    n1 = max(8, -(-nb // 8) * 8)  # level-1 lanes (block ends, +inf-padded)
+    ends = np.full(n1, np.inf)
+    ends[:nb] = padded[7:8 * nb:8]
+    digest = hashlib.sha256(padded.tobytes()).hexdigest()[:16]
+    g = byte_global(b.module, f"mloc.masks.blocks.{digest}", padded.tobytes(), align=64)
+    V8D = ir.VectorType(F64, 8)
+    VN = ir.VectorType(F64, n1)
+    blocks = b.bitcast(g, V8D.as_pointer())
+    ends_c = ir.Constant(VN, [F64(float(x)) for x in ends])
+    IN = ir.IntType(n1)
+    pop_n = _intrinsic(b.module, f"llvm.ctpop.i{n1}", IN, [IN])
+    pop_8 = _intrinsic(b.module, "llvm.ctpop.i8", ir.IntType(8), [ir.IntType(8)])
+    for i in range(BUCKET_VEC):
+        row = b.add(r0, I64(i))
+        v = b.load(b.gep(buf, [b.add(b.mul(row, I64(S)), I64(s))]))
+        if f32:
+            v = b.fpext(v, F64)
+        vn = b.shuffle_vector(b.insert_element(ir.Constant(VN, ir.Undefined), v, I32(0)),
+                              ir.Constant(VN, ir.Undefined), ir.Constant(ir.VectorType(I32, n1), [0] * n1))
+        c1 = b.call(pop_n, [b.bitcast(b.fcmp_ordered(">", vn, ends_c), IN)])
+        c1 = b.zext(c1, I64) if n1 < 64 else c1
+        blk = b.load(b.gep(blocks, [c1]), align=64)
+        v8 = b.shuffle_vector(vn, vn, ir.Constant(ir.VectorType(I32, 8), [0] * 8))
+        c2 = b.zext(b.call(pop_8, [b.bitcast(b.fcmp_ordered(">", v8, blk), ir.IntType(8))]), I64)
+        r = b.add(b.add(b.mul(c1, I64(8)), c2), I64(mk.base[u]))
+        b.store(b.trunc(r, I32), b.gep(gidx, [b.add(b.mul(row, I64(SU)), I64(u))]))
 
 
 def _binary_search_buckets(b, mk: Masks, u: int, s: int, brk: np.ndarray, buf, S: int, gidx,
