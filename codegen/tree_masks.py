@@ -62,6 +62,8 @@ TAIL_LANES = True
 #: Slots with more than LINEAR_BREAKS and at most 8 * TWO_LEVEL_BLOCKS cut points find their
 #: buckets by two vector compares per row on AVX-512 hosts (0: binary search everywhere).
 TWO_LEVEL_BLOCKS = 64
+#: The permute sums loop over groups of 8 trees (else every tree of a chunk is unrolled).
+TREE_LOOP = True
 #: Leaf masks stored bit-reversed, leaf = ctlz (``vplzcntd``: one instruction for three).
 LEAD_ZEROS = True
 #: Groups of 8 rows whose sums the permute path builds at once (independent chains).
@@ -435,7 +437,11 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
         b.store(pos, b.bitcast(b.gep(pos8, [b.mul(r, I64(C))]),
                                ir.VectorType(I8, CL).as_pointer()), align=16)
     lvv = b.bitcast(lv, V8D.as_pointer())
-    groups = -(-n_trees // 8)
+    entry = ir.IRBuilder(b.function.entry_basic_block)
+    entry.position_at_start(b.function.entry_basic_block)
+    colbuf = entry.alloca(ir.ArrayType(V8Q, 8 * PERMUTE_GROUPS), name="pcols")
+    sumbuf = entry.alloca(ir.ArrayType(V8D, PERMUTE_GROUPS), name="psums")
+    colbuf.align = sumbuf.align = 64
 
     def rows_sums(r0, ng):
         """Sums of ``ng`` groups of 8 rows from ``r0``: ng independent addition chains, each
@@ -449,22 +455,40 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
             # cols[q][r] = row r's position bytes of trees 8q..8q+7
             cols.append(_transpose8(b, [b.load(b.gep(blk, [I64(j)]), align=64)
                                         for j in range(8)]))
-        for q in range(groups):
-            for t in range(8 * q, min(n_trees, 8 * q + 8)):
-                k = t - 8 * q  # byte k of lane r: its bits 0..4 are read below
-                tab = [b.load(b.gep(lvv, [I64(t * (LV // 8) + i)]), align=64)
-                       for i in range(LV // 8)]
+        def tree(t, k, cq, sums):
+            """Add tree ``t``'s leaves (its positions: byte ``k`` of the lanes of ``cq[gq]``)."""
+            tab = [b.load(b.gep(lvv, [b.add(b.mul(t, I64(LV // 8)), I64(i))]), align=64)
+                   for i in range(LV // 8)]
+            for gq in range(ng):
+                idx = cq[gq]
+                if k:
+                    idx = b.lshr(idx, ir.Constant(V8Q, [I64(8 * k)] * 8))
+                val = b.call(vperm, [tab[0], idx, tab[1]])
+                if LV == 32:
+                    hi = b.call(vperm, [tab[2], idx, tab[3]])
+                    bit4 = b.icmp_unsigned("!=", b.and_(idx, ir.Constant(V8Q, [I64(16)] * 8)),
+                                           ir.Constant(V8Q, [I64(0)] * 8))
+                    val = b.select(bit4, hi, val)
+                sums[gq] = b.fadd(sums[gq], val)
+
+        nq = n_trees // 8 if TREE_LOOP else 0
+        if nq > 1:  # a loop over groups of 8 trees (8 trees unrolled): small code
+            colp = b.bitcast(b.gep(colbuf, [I64(0), I64(0)]), V8Q.as_pointer())
+            sump = b.bitcast(b.gep(sumbuf, [I64(0), I64(0)]), V8D.as_pointer())
+            for gq in range(ng):
+                b.store(sums[gq], b.gep(sump, [I64(gq)]))
+                for q in range(8):
+                    b.store(cols[gq][q], b.gep(colp, [I64(8 * gq + q)]))
+            with for_range(b, I64(0), I64(nq), "ptree") as q:
+                cur = [b.load(b.gep(sump, [I64(gq)])) for gq in range(ng)]
+                cq = [b.load(b.gep(colp, [b.add(q, I64(8 * gq))])) for gq in range(ng)]
+                for k in range(8):
+                    tree(b.add(b.mul(q, I64(8)), I64(k)), k, cq, cur)
                 for gq in range(ng):
-                    idx = cols[gq][q]
-                    if k:
-                        idx = b.lshr(idx, ir.Constant(V8Q, [I64(8 * k)] * 8))
-                    val = b.call(vperm, [tab[0], idx, tab[1]])
-                    if LV == 32:
-                        hi = b.call(vperm, [tab[2], idx, tab[3]])
-                        bit4 = b.icmp_unsigned("!=", b.and_(idx, ir.Constant(V8Q, [I64(16)] * 8)),
-                                               ir.Constant(V8Q, [I64(0)] * 8))
-                        val = b.select(bit4, hi, val)
-                    sums[gq] = b.fadd(sums[gq], val)
+                    b.store(cur[gq], b.gep(sump, [I64(gq)]))
+            sums = [b.load(b.gep(sump, [I64(gq)])) for gq in range(ng)]
+        for t in range(8 * nq, n_trees):
+            tree(I64(t), t % 8, [cols[gq][t // 8] for gq in range(ng)], sums)
         for p, v in zip(accps, sums):
             b.store(v, p, align=8)
 
