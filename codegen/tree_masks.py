@@ -472,7 +472,9 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
                 sums[gq] = b.fadd(sums[gq], val)
 
         nq = n_trees // 8 if TREE_LOOP else 0
-        if nq > 1:  # a loop over groups of 8 trees (8 trees unrolled): small code
+        if nq < 2:
+            nq = 0  # 8 trees or fewer, or no loop: every tree unrolled below
+        if nq:  # a loop over groups of 8 trees (8 trees unrolled): small code
             colp = b.bitcast(b.gep(colbuf, [I64(0), I64(0)]), V8Q.as_pointer())
             sump = b.bitcast(b.gep(sumbuf, [I64(0), I64(0)]), V8D.as_pointer())
             for gq in range(ng):
