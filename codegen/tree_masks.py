@@ -16,6 +16,11 @@ up each tree's leaf value.  Leaf values are stored and summed afterwards, per ch
 tree in order over the block's rows (vectorized over rows), so sums keep LightGBM's order.
 The cost per tree and row is independent of depth, data and branch predictability.
 
+On AVX-512 hosts (single output, <= 32 leaves) positions are bytes, transposed 8 rows at a
+time, and each tree's leaf values for 8 rows are one or two ``vpermi2pd`` register look-ups
+added lane-wise (each row still in tree order); slots with 25..512 cut points find their
+bucket by two vector compares (block ends, then one block).  See codegen/README.md.
+
 QuickScorer (Lucchese et al. 2015) ANDs one mask per *false node*; here every node's effect
 is folded, per (slot, bucket), into one table row, which pays off when models reuse few cut
 points per feature (mtpl2: 46 distinct numeric (feature, threshold) pairs for 21,810 numeric
