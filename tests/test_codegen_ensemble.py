@@ -427,29 +427,25 @@ def test_leaf_mask_helpers():
 
 
 def test_transpose8_is_a_transpose():
-    from codegen.target import compile_ir  # noqa: F401  (the module's LLVM is initialized)
-    from codegen.tree_masks import _transpose8
+    import ctypes
 
-    V8Q = ir.VectorType(ir.IntType(64), 8)
+    from codegen.target import compile_ir
+    from codegen.tree_masks import _transpose8
+    from runtime.loader import load
+
+    I64T = ir.IntType(64)
+    V8Q = ir.VectorType(I64T, 8)
     module = ir.Module("t")
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [V8Q.as_pointer(), V8Q.as_pointer()]),
                      "tr")
     b = ir.IRBuilder(fn.append_basic_block())
     src, dst = fn.args
-    cols = _transpose8(b, [b.load(b.gep(src, [ir.Constant(ir.IntType(64), j)])) for j in range(8)])
+    cols = _transpose8(b, [b.load(b.gep(src, [I64T(j)]), align=8) for j in range(8)])
     for q, c in enumerate(cols):
-        b.store(c, b.gep(dst, [ir.Constant(ir.IntType(64), q)]))
+        b.store(c, b.gep(dst, [I64T(q)]), align=8)
     b.ret_void()
-    import ctypes
-
-    import llvmlite.binding as llvm
-
-    from codegen import target
-    target._init()
-    mod = llvm.parse_assembly(str(module))
-    engine = llvm.create_mcjit_compiler(mod, target.new_target_machine())
-    engine.finalize_object()
-    f = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(engine.get_function_address("tr"))
+    lib = load(compile_ir(str(module)), ["tr"])
+    f = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(lib.addresses["tr"])
     x = np.arange(64, dtype=np.int64).reshape(8, 8)
     y = np.zeros_like(x)
     f(x.ctypes.data, y.ctypes.data)
