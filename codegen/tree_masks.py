@@ -460,6 +460,7 @@ def _rows_then_permute_sums(b, mk: Masks, tb, init, lv, LV: int, gidx, idxs, acc
             # cols[q][r] = row r's position bytes of trees 8q..8q+7
             cols.append(_transpose8(b, [b.load(b.gep(blk, [I64(j)]), align=64)
                                         for j in range(8)]))
+
         def tree(t, k, cq, sums):
             """Add tree ``t``'s leaves (its positions: byte ``k`` of the lanes of ``cq[gq]``)."""
             tab = [b.load(b.gep(lvv, [b.add(b.mul(t, I64(LV // 8)), I64(i))]), align=64)
