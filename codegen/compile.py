@@ -18,7 +18,8 @@ RAW_SYMBOL = "mloc_model_raw"
 PREDICT_SYMBOL = "mloc_model_predict"
 
 # Source files whose changes change the generated code: part of every cache key.
-_GENERATOR_FILES = ("emit_trees.py", "ensemble.py", "target.py", "compile.py")
+_GENERATOR_FILES = ("emit_trees.py", "ensemble.py", "target.py", "compile.py", "tree_masks.py",
+                    "llvm_util.py")
 
 
 def _generator_version() -> str:

@@ -317,3 +317,136 @@ def test_leaf_mask_walk_matches_reference(model_seed, data_seed):
                                   reference_predict(ens, X, raw_score=True).reshape(n, ens.n_outputs))
     np.testing.assert_array_equal(model.predict(X).reshape(n, ens.n_outputs),
                                   reference_predict(ens, X).reshape(n, ens.n_outputs))
+
+
+# ------------------------------------------- leaf-mask walk: AVX-512 sums and bucket search
+
+def _host_avx512() -> bool:
+    from codegen.tree_masks import _host_avx512
+
+    return _host_avx512()
+
+
+def _many_cuts(seed: int, n_trees: int, max_internal: int, n_cuts: int) -> Ensemble:
+    """Numeric trees whose thresholds come from ``n_cuts`` distinct values on few features
+    (slots with many cut points: two-level or binary-search buckets)."""
+    ens = _many_trees(seed, n_trees, max_internal)
+    rng = np.random.default_rng(seed + 1000)
+    pool = np.concatenate([rng.normal(scale=2, size=n_cuts), THRESHOLDS])
+    trees = []
+    for t in ens.trees:
+        n = t.n_internal
+        trees.append(Tree(**{**vars(t), "kind": np.zeros(n, np.uint8), "output": 0,
+                             "threshold": rng.choice(pool, size=n)}))
+    return Ensemble(**{**vars(ens), "trees": trees, "n_outputs": 1,
+                       "base_score": ens.base_score[:1] if ens.base_score is not None else None})
+
+
+VARIANTS = {  # tree_masks switches: the generic path, and each AVX-512 part on its own
+    "generic": dict(PERMUTE_SUMS=False, TWO_LEVEL_BLOCKS=0, LEAD_ZEROS=False),
+    "generic-lz": dict(PERMUTE_SUMS=False, TWO_LEVEL_BLOCKS=0, LEAD_ZEROS=True),
+    "permute": dict(PERMUTE_SUMS=True, TWO_LEVEL_BLOCKS=0, PERMUTE_GROUPS=2),
+    "permute-1group-unrolled": dict(PERMUTE_SUMS=True, PERMUTE_GROUPS=1, TREE_LOOP=False,
+                                    TAIL_LANES=False),
+    "two-level": dict(PERMUTE_SUMS=False, TWO_LEVEL_BLOCKS=64),
+    "all": dict(PERMUTE_SUMS=True, TWO_LEVEL_BLOCKS=64, LEAD_ZEROS=True, PERMUTE_GROUPS=4),
+}
+
+
+def _variant(monkeypatch, name):
+    from codegen import tree_masks
+
+    cfg = VARIANTS[name]
+    if (cfg.get("PERMUTE_SUMS") or cfg.get("TWO_LEVEL_BLOCKS")) and not _host_avx512():
+        pytest.skip("host CPU without AVX-512F")
+    for k, v in cfg.items():
+        monkeypatch.setattr(tree_masks, k, v)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("seed,n_trees,max_internal,n_cuts", [
+    (1, 100, 30, 300),  # 31 leaves (32-entry look-ups), a 36-tree last chunk, 2-level buckets
+    (2, 70, 15, 40),  # <= 16 leaves (16-entry look-ups)
+    (3, 64, 20, 700),  # one full chunk; > 512 cut points: binary search
+    (4, 9, 31, 30), (5, 1, 5, 3), (6, 130, 8, 120)])
+def test_leaf_mask_variants_match_reference(monkeypatch, variant, seed, n_trees, max_internal,
+                                            n_cuts):
+    _variant(monkeypatch, variant)
+    ens = _many_cuts(seed, n_trees, max_internal, n_cuts)
+    rng = np.random.default_rng(seed)
+    X = rng.choice(VALUES, size=(301, ens.n_features))
+    mask = rng.random(X.shape) < 0.6
+    X[mask] = rng.normal(scale=3, size=int(mask.sum()))
+    want_raw = reference_predict(ens, X, raw_score=True)
+    want = reference_predict(ens, X)
+    model = _kernel(ens, "masks")
+    # row counts around the 16-row, 8-row and 4-row steps of the sums
+    for n in (301, 0, 1, 3, 4, 7, 8, 12, 15, 16, 17, 24, 255, 256, 257):
+        np.testing.assert_array_equal(model.predict(X[:n], raw_score=True).reshape(-1),
+                                      want_raw[:n].reshape(-1), err_msg=f"n={n}")
+        np.testing.assert_array_equal(model.predict(X[:n]).reshape(-1), want[:n].reshape(-1))
+
+
+@pytest.mark.parametrize("variant", ["generic", "all"])
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 2 ** 32 - 1), st.integers(0, 2 ** 32 - 1))
+def test_leaf_mask_variants_hypothesis(variant, model_seed, data_seed):
+    from codegen import tree_masks
+
+    cfg = VARIANTS[variant]
+    if variant != "generic" and not _host_avx512():
+        pytest.skip("host CPU without AVX-512F")
+    saved = {k: getattr(tree_masks, k) for k in cfg}
+    try:
+        for k, v in cfg.items():
+            setattr(tree_masks, k, v)
+        rng = np.random.default_rng(model_seed)
+        ens = _many_cuts(int(rng.integers(1 << 30)), int(rng.integers(1, 140)),
+                         int(rng.integers(0, 31)), int(rng.integers(1, 600)))
+        model = _kernel(ens, "masks")
+    finally:
+        for k, v in saved.items():
+            setattr(tree_masks, k, v)
+    rng = np.random.default_rng(data_seed)
+    n = int(rng.choice([0, 1, 3, 8, 9, 16, 70]))
+    X = rng.choice(VALUES, size=(n, ens.n_features))
+    mask = rng.random(X.shape) < 0.5
+    X[mask] = rng.normal(scale=3, size=int(mask.sum()))
+    np.testing.assert_array_equal(model.predict(X, raw_score=True).reshape(-1),
+                                  reference_predict(ens, X, raw_score=True).reshape(-1))
+
+
+def test_leaf_mask_helpers():
+    from codegen.tree_masks import _reverse_bits
+
+    a = np.array([1, 2, 0x80000000, 0xFFFFFFFF, 0x12345678], np.uint32)
+    want = [int(f"{int(x):032b}"[::-1], 2) for x in a]
+    assert _reverse_bits(a).tolist() == want
+    a64 = np.array([[1, 3 << 62]], np.uint64)
+    assert _reverse_bits(a64).tolist() == [[1 << 63, 3]]
+
+
+def test_transpose8_is_a_transpose():
+    import ctypes
+
+    from codegen.target import compile_ir
+    from codegen.tree_masks import _transpose8
+    from runtime.loader import load
+
+    I64T = ir.IntType(64)
+    V8Q = ir.VectorType(I64T, 8)
+    module = ir.Module("t")
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [V8Q.as_pointer(), V8Q.as_pointer()]),
+                     "tr")
+    b = ir.IRBuilder(fn.append_basic_block())
+    src, dst = fn.args
+    cols = _transpose8(b, [b.load(b.gep(src, [I64T(j)]), align=8) for j in range(8)])
+    for q, c in enumerate(cols):
+        b.store(c, b.gep(dst, [I64T(q)]), align=8)
+    b.ret_void()
+    lib = load(compile_ir(str(module)), ["tr"])
+    f = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)(lib.addresses["tr"])
+    x = np.arange(64, dtype=np.int64).reshape(8, 8)
+    y = np.zeros_like(x)
+    f(x.ctypes.data, y.ctypes.data)
+    np.testing.assert_array_equal(y, x.T)
