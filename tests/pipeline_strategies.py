@@ -782,7 +782,8 @@ class _Builder:
                 # df[col] op= e, when in-place keeps the dtype
                 op = self.pick(["+=", "-=", "*="])
                 full = self.typed(f"(df[{col!r}] {op[0]} {e.code})")
-                if full is None or full.sort != self.frames["df"][col]:
+                if full is None or full.sort != self.frames["df"][col] \
+                        or full.sort not in ("float", "int"):  # str * int repeats strings
                     return
                 line = f"df[{col!r}] {op} {e.code}"
             if self.run(line):
