@@ -443,14 +443,6 @@ def _emit_chain_walk(b: ir.IRBuilder, units, chain: Chained, lane_bufs: list, ro
 # IR helpers
 
 
-def _check_numpy_exp() -> None:
-    """scikit-learn's softmax/exp transforms need NumPy's own exp loop (``numpy_loops``)."""
-    from . import numpy_loops
-    if not numpy_loops.available("numpy", "exp", "d"):
-        raise NotImplementedError("NumPy's exp loop could not be checked in this process, so "
-                                  "this scikit-learn transform cannot be compiled exactly")
-
-
 def _libm(module: ir.Module, name: str) -> ir.Function:
     fn = module.globals.get(name)
     if fn is None:
@@ -511,7 +503,8 @@ def _emit_transform(b: ir.IRBuilder, module, ens: Ensemble, vals: list) -> list:
     libm_exp = _libm(module, "exp")
     numpy_exp = ens.numpy_exp and name in ("exp", "softmax")
     if numpy_exp:
-        _check_numpy_exp()
+        from . import numpy_loops
+        numpy_loops.require_numpy_exp()
 
     def exp(x):
         if numpy_exp:

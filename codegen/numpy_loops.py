@@ -187,6 +187,14 @@ def register() -> None:
         _registered = True
 
 
+def require_numpy_exp() -> None:
+    """scikit-learn's softmax/exp transforms call NumPy's float64 exp loop: refuse to compile
+    them when it could not be checked in this process (they would not be exact)."""
+    if not available("numpy", "exp", "d"):
+        raise NotImplementedError("NumPy's exp loop could not be checked in this process, so "
+                                  "this scikit-learn transform cannot be compiled exactly")
+
+
 def use_marker(index: int) -> str:
     """Name of the external ``i8`` global that tells the loader an object calls loop ``index``."""
     return f"mloc_ufunc_use_{index}"

@@ -130,13 +130,6 @@ class Ops:
         n = 2 if name == "llvm.copysign" else n
         return self.module.declare_intrinsic(name, [ty], ir.FunctionType(ty, [ty] * n))
 
-    def libm(self, name, ty):
-        cname = name if ty == F64 else name + "f"
-        fn = self.module.globals.get(cname)
-        if fn is None:
-            fn = ir.Function(self.module, ir.FunctionType(ty, [ty] * (2 if name == "pow" else 1)), cname)
-        return fn
-
     def c_library(self, name, nargs):
         """The C library's float64 ``name`` under a name LLVM does not know as a library call:
         it would rewrite ``pow(x, 2.0)`` as ``x * x``, which is not glibc's ``pow`` for every

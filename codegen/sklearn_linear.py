@@ -210,11 +210,8 @@ def _emit_transform(b: ir.IRBuilder, module, lin: LinearModel, vals: list) -> li
         return [b.fdiv(F64(1.0), b.fadd(F64(1.0), b.call(exp, [b.fmul(p, v)]))) for v in vals]
     # scikit-learn's exp link and softmax call NumPy's exp: its own loop (numpy_loops)
     from . import numpy_loops
+    numpy_loops.require_numpy_exp()
     key = ("numpy", "exp", "d")
-    if not numpy_loops.available(*key):
-        raise NotImplementedError("NumPy's exp loop could not be checked in this process, so "
-                                  "this scikit-learn transform cannot be compiled exactly")
-
     if lin.transform == "exp":
         return [numpy_loops.call(b, module, key, [v]) for v in vals]
     m = vals[0]
